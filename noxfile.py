@@ -1,0 +1,77 @@
+"""HubKit's sessions. Run them through the Makefile (`make test`), which bootstraps uv and nox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PLATFORM = ROOT / "tests" / "platform"
+
+
+def _sync(session: nox.Session, *groups: str) -> None:
+    """Install the locked workspace (all three packages, editable) into the session's venv."""
+    args = ["uv", "sync", "--locked", "--no-default-groups"]
+    for group in groups:
+        args += ["--group", group]
+    session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})
+
+
+def _platform_tools(session: nox.Session) -> None:
+    """Debian packages, configurable-http-proxy from npm, and the Go-built control plane."""
+    session.run("bash", str(PLATFORM / "sysdeps.sh"), external=True)
+    session.run("npm", "ci", "--silent", "--no-audit", "--no-fund", "--prefix", str(PLATFORM / "npm"),
+                external=True)
+    session.run("bash", str(PLATFORM / "go" / "build.sh"), external=True, silent=True)
+
+
+@nox.session(python=False)
+def platform(session: nox.Session) -> None:
+    """Build and install the hermetic platform's tools only."""
+    _platform_tools(session)
+
+
+@nox.session
+def test(session: nox.Session) -> None:
+    """The whole test suite on the hermetic platform. Extra arguments go to pytest."""
+    _platform_tools(session)
+    _sync(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def dev(session: nox.Session) -> None:
+    """A local hub at http://127.0.0.1:8000 on the hermetic platform; Ctrl-C tears it down."""
+    _platform_tools(session)
+    _sync(session, "test")
+    session.run("hubkit-dev", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint + format check) and mypy --strict on the packages and the test platform."""
+    _sync(session, "test", "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark in bench/ (or the one named: `make bench NAME=culler`)."""
+    _platform_tools(session)
+    _sync(session, "test")
+    names = [n for n in session.posargs if n] or sorted(p.stem for p in (ROOT / "bench").glob("*.py"))
+    if not names:
+        session.error("bench/ holds no benchmarks yet.")
+    for name in names:
+        script = ROOT / "bench" / f"{name}.py"
+        if not script.is_file():
+            session.error(f"No benchmark named {name!r}: expected {script.relative_to(ROOT)}.")
+        session.run("python", str(script), env={"PYTHONUNBUFFERED": "1"})
+

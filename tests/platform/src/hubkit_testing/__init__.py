@@ -1,0 +1,1 @@
+"""HubKit's hermetic test platform (not shipped)."""

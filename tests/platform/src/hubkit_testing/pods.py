@@ -1,0 +1,329 @@
+"""Running one pod as local processes: its sandbox directory, volumes, network and containers.
+
+The kubelet (``kubelet.py``) decides when; this module does. A pod's containers run as processes in
+the pod's own network namespace (see ``podnet.py``) and a private mount namespace each, as the pod's
+user, from the host's filesystem (see ``images.py`` for what an image contributes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import podnet
+from .container_init import ContainerSpec, Mount
+from .images import image_profile
+from .podstatus import ContainerState, now
+
+
+class PodAPI(Protocol):
+    """What a pod needs from the API server, as the node's own identity."""
+
+    async def read_object(self, kind: str, namespace: str, name: str) -> dict[str, bytes]:
+        """A ConfigMap's or Secret's keys (``kind`` starts with configMap or secret)."""
+
+    async def service_account_token(self, pod: dict[str, Any], audience: str | None, seconds: int) -> str:
+        """A token bound to ``pod`` from the TokenRequest API."""
+
+
+class PodStartError(Exception):
+    """The pod cannot start; ``reason`` is a Kubernetes-style reason, the message a plain sentence."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: known names are replaced, ``$$`` escapes, unknown stay."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR_REF.sub(sub, text)
+
+
+@dataclass
+class PodRuntime:
+    """The local state of one pod on this node."""
+
+    pod: dict[str, Any]
+    net: podnet.PodNetwork
+    address: ipaddress.IPv4Address
+    state_dir: Path
+    api: PodAPI
+    started_at: str = field(default_factory=now)
+    containers: list[ContainerState] = field(default_factory=list)
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    netns: str = ""
+
+    @property
+    def uid(self) -> str:
+        return str(self.pod["metadata"]["uid"])
+
+    @property
+    def ns(self) -> str:
+        return str(self.pod["metadata"]["namespace"])
+
+    @property
+    def sandbox(self) -> Path:
+        m = self.pod["metadata"]
+        return self.state_dir / "pods" / f"{m['namespace']}_{m['name']}_{m['uid'][:8]}"
+
+    # --- start -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the sandbox, network and volumes, run init containers, then start the containers."""
+        spec = self.pod["spec"]
+        self.containers = [ContainerState(c["name"], c.get("image", "")) for c in spec["containers"]]
+        self.sandbox.mkdir(parents=True, exist_ok=True)
+        volumes = await self._materialize_volumes()
+        self.netns = self.net.netns_name(self.uid[:8])
+        veth = f"hk{self.net.slot}v{int(self.address) & 0xFFFF:x}"
+        await asyncio.to_thread(podnet.add_pod, self.net, self.netns, veth, self.address)
+        for init in spec.get("initContainers", []):
+            proc = await self._launch(init, volumes)
+            code = await proc.wait()
+            if code != 0:
+                raise PodStartError(
+                    "InitContainerFailed",
+                    f"init container {init['name']} exited with {code}; see {self._log(init['name'])}",
+                )
+        for container, state in zip(spec["containers"], self.containers, strict=True):
+            proc = await self._launch(container, volumes)
+            self.processes[container["name"]] = proc
+            state.pid, state.started_at = proc.pid, now()
+
+    def _log(self, container: str) -> Path:
+        """Container logs outlive the sandbox, so a failed test can still be read afterwards."""
+        logs = self.state_dir / "logs" / self.sandbox.name
+        logs.mkdir(parents=True, exist_ok=True)
+        return logs / f"{container}.log"
+
+    async def _launch(
+        self, container: dict[str, Any], volumes: dict[str, Path]
+    ) -> asyncio.subprocess.Process:
+        spec = await self._container_spec(container, volumes)
+        spec_path = self.sandbox / f"{container['name']}.json"
+        spec_path.write_text(spec.to_json())
+        argv = [
+            "ip", "netns", "exec", self.netns,
+            "unshare", "--mount", "--propagation", "private",
+            sys.executable, "-m", "hubkit_testing.container_init", str(spec_path),
+        ]  # fmt: skip
+        log = self._log(container["name"]).open("ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv, stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            log.close()
+
+    async def _container_spec(self, container: dict[str, Any], volumes: dict[str, Path]) -> ContainerSpec:
+        pod_sc = self.pod["spec"].get("securityContext") or {}
+        sc = container.get("securityContext") or {}
+        image = container.get("image", "")
+        profile = image_profile(image)
+        command = list(container.get("command") or [])
+        args = list(container.get("args") or [])
+        if not command:
+            if profile is None:
+                raise PodStartError(
+                    "CreateContainerConfigError",
+                    f"image {image!r} is unknown to the process kubelet; give container "
+                    f"{container['name']} an explicit command.",
+                )
+            command = list(profile.command) if not args else []
+        uid = sc.get("runAsUser", pod_sc.get("runAsUser", profile.uid if profile else 0))
+        gid = sc.get("runAsGroup", pod_sc.get("runAsGroup", profile.gid if profile else 0))
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) and uid == 0:
+            raise PodStartError(
+                "CreateContainerConfigError",
+                f"container {container['name']} has runAsNonRoot and its image runs as root (uid 0).",
+            )
+        groups = list(pod_sc.get("supplementalGroups") or [])
+        if pod_sc.get("fsGroup") is not None:
+            groups.append(pod_sc["fsGroup"])
+        env = await self._env(container, profile.home if profile else "/root")
+        mounts = [self._mount(m, volumes) for m in container.get("volumeMounts") or []]
+        if profile and profile.home != "/" and all(m.target != profile.home for m in mounts):
+            mounts.insert(0, Mount(self._home_dir(profile.home, uid, gid), profile.home))
+        return ContainerSpec(
+            argv=[expand(a, env) for a in command + args],
+            env=env,
+            uid=uid,
+            gid=gid,
+            groups=groups,
+            workdir=container.get("workingDir") or (profile.workdir if profile else "/"),
+            mounts=mounts,
+            protected=sorted({sys.prefix, sys.base_prefix, *os.environ.get("PATH", "").split(":")} - {""}),
+        )
+
+    def _home_dir(self, home: str, uid: int, gid: int) -> str:
+        """The image's home directory, writable by the container's user (the image's layer)."""
+        path = self.sandbox / "home"
+        path.mkdir(exist_ok=True)
+        os.chown(path, uid, gid)
+        return str(path)
+
+    def _mount(self, mount: dict[str, Any], volumes: dict[str, Path]) -> Mount:
+        name = mount["name"]
+        if name not in volumes:
+            raise PodStartError("CreateContainerConfigError", f"volumeMount {name} names no volume of the pod.")
+        source = volumes[name]
+        if mount.get("subPath"):
+            source = source / mount["subPath"]
+            if not source.exists():
+                source.mkdir(parents=True)
+        return Mount(str(source), mount["mountPath"], bool(mount.get("readOnly")))
+
+    async def _env(self, container: dict[str, Any], home: str) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "HOSTNAME": self.pod["metadata"]["name"]}
+        for source in container.get("envFrom") or []:
+            for kind in ("configMapRef", "secretRef"):
+                if kind in source:
+                    data = await self.api.read_object(kind, self.ns, source[kind]["name"])
+                    prefix = source.get("prefix", "")
+                    env.update({prefix + k: v.decode() for k, v in data.items()})
+        for var in container.get("env") or []:
+            if "value" in var:
+                env[var["name"]] = expand(var["value"] or "", env)
+            elif "valueFrom" in var:
+                env[var["name"]] = await self._env_from(var["valueFrom"])
+        return env
+
+    async def _env_from(self, ref: dict[str, Any]) -> str:
+        if "fieldRef" in ref:
+            fields = {
+                "metadata.name": self.pod["metadata"]["name"],
+                "metadata.namespace": self.ns,
+                "metadata.uid": self.uid,
+                "spec.nodeName": self.pod["spec"].get("nodeName", ""),
+                "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", ""),
+                "status.podIP": str(self.address),
+                "status.hostIP": str(self.net.gateway),
+            }
+            return fields.get(ref["fieldRef"]["fieldPath"], "")
+        for kind in ("configMapKeyRef", "secretKeyRef"):
+            if kind in ref:
+                data = await self.api.read_object(kind, self.ns, ref[kind]["name"])
+                return data[ref[kind]["key"]].decode()
+        raise PodStartError("CreateContainerConfigError", f"env valueFrom {sorted(ref)} is not supported here.")
+
+    async def _materialize_volumes(self) -> dict[str, Path]:
+        """Lay out each pod volume as a directory (or a host path) the containers bind-mount."""
+        fs_group = (self.pod["spec"].get("securityContext") or {}).get("fsGroup")
+        out: dict[str, Path] = {}
+        for vol in self.pod["spec"].get("volumes") or []:
+            name, path = vol["name"], self.sandbox / "volumes" / vol["name"]
+            if "emptyDir" in vol:
+                path.mkdir(parents=True, exist_ok=True)
+                if fs_group is not None:
+                    os.chown(path, -1, fs_group)
+                path.chmod(0o2777 if fs_group is None else 0o2775)
+            elif "hostPath" in vol:
+                path = Path(vol["hostPath"]["path"])
+            elif "configMap" in vol or "secret" in vol:
+                kind = "configMap" if "configMap" in vol else "secret"
+                ref = vol[kind]
+                data = await self.api.read_object(kind, self.ns, ref.get("name") or ref.get("secretName"))
+                self._write_keys(path, data, ref.get("items"), ref.get("defaultMode", 0o644), fs_group)
+            elif "projected" in vol:
+                mode = vol["projected"].get("defaultMode", 0o644)
+                for source in vol["projected"].get("sources") or []:
+                    data, items = await self._projected_source(source)
+                    self._write_keys(path, data, items, mode, fs_group)
+            else:
+                kinds = sorted(set(vol) - {"name"})
+                raise PodStartError("UnsupportedVolume", f"volume {name} of type {kinds} is not supported here.")
+            out[name] = path
+        return out
+
+    async def _projected_source(
+        self, source: dict[str, Any]
+    ) -> tuple[dict[str, bytes], list[dict[str, Any]] | None]:
+        """One source of a projected volume as (data, items)."""
+        if "serviceAccountToken" in source:
+            sat = source["serviceAccountToken"]
+            token = await self.api.service_account_token(
+                self.pod, sat.get("audience"), int(sat.get("expirationSeconds", 3600))
+            )
+            return {"token": token.encode()}, [{"key": "token", "path": sat["path"]}]
+        if "downwardAPI" in source:
+            items = source["downwardAPI"].get("items") or []
+            data = {i["path"]: (await self._env_from({"fieldRef": i["fieldRef"]})).encode() for i in items}
+            return data, None
+        for kind in ("configMap", "secret"):
+            if kind in source:
+                ref = source[kind]
+                try:
+                    data = await self.api.read_object(kind, self.ns, ref["name"])
+                except PodStartError:
+                    if ref.get("optional"):
+                        return {}, None
+                    raise
+                return data, ref.get("items")
+        raise PodStartError("UnsupportedVolume", f"projected source {sorted(source)} is not supported here.")
+
+    @staticmethod
+    def _write_keys(
+        path: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None, mode: int, gid: int | None
+    ) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        chosen = [(i["key"], i["path"], i.get("mode", mode)) for i in items] if items else [
+            (k, k, mode) for k in data
+        ]
+        for key, rel, file_mode in chosen:
+            target = path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data[key])
+            target.chmod(file_mode)
+            if gid is not None:
+                os.chown(target, -1, gid)
+
+    # --- stop --------------------------------------------------------------------------------
+
+    async def stop(self, grace_seconds: float) -> None:
+        """SIGTERM every container, SIGKILL after the grace period, then remove network and sandbox."""
+        for proc in self.processes.values():
+            _signal_group(proc.pid, signal.SIGTERM)
+        waits = [p.wait() for p in self.processes.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout=max(grace_seconds, 0.5))
+        except TimeoutError:
+            pass
+        for proc in self.processes.values():
+            _signal_group(proc.pid, signal.SIGKILL)
+        await asyncio.gather(*(p.wait() for p in self.processes.values()))
+        if self.netns:
+            await asyncio.to_thread(podnet.remove_pod, self.netns)
+        await asyncio.to_thread(shutil.rmtree, self.sandbox, True)
+
+
+def decode_data(obj: dict[str, Any], secret: bool) -> dict[str, bytes]:
+    """A ConfigMap's or Secret's keys as bytes."""
+    out = {k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()}
+    for k, v in (obj.get("data") or {}).items():
+        out[k] = base64.b64decode(v) if secret else str(v).encode()
+    return out
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
