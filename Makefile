@@ -7,6 +7,7 @@ export HUBKIT_CACHE
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
 NAME ?=
+ARGS ?=
 
 .PHONY: dev test lint bench chart platform clean
 
@@ -16,10 +17,10 @@ $(NOX): noxfile.py
 	@touch $(NOX)
 
 dev: $(NOX)   ## run a local hub on the hermetic Kubernetes platform at http://127.0.0.1:8000
-	$(NOX) -s dev
+	$(NOX) -s dev -- $(ARGS)
 
 test: $(NOX)  ## build/install everything needed, then run the whole test suite
-	$(NOX) -s test
+	$(NOX) -s test -- $(ARGS)
 
 lint: $(NOX)  ## ruff + mypy (strict on packages/*/src)
 	$(NOX) -s lint

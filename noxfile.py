@@ -25,8 +25,9 @@ def _sync(session: nox.Session, *groups: str) -> None:
 def _platform_tools(session: nox.Session) -> None:
     """Debian packages, configurable-http-proxy from npm, and the Go-built control plane."""
     session.run("bash", str(PLATFORM / "sysdeps.sh"), external=True)
-    session.run("npm", "ci", "--silent", "--no-audit", "--no-fund", "--prefix", str(PLATFORM / "npm"),
-                external=True)
+    session.run(
+        "npm", "ci", "--silent", "--no-audit", "--no-fund", "--prefix", str(PLATFORM / "npm"), external=True
+    )
     session.run("bash", str(PLATFORM / "go" / "build.sh"), external=True, silent=True)
 
 
@@ -74,4 +75,3 @@ def bench(session: nox.Session) -> None:
         if not script.is_file():
             session.error(f"No benchmark named {name!r}: expected {script.relative_to(ROOT)}.")
         session.run("python", str(script), env={"PYTHONUNBUFFERED": "1"})
-

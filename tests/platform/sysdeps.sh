@@ -8,7 +8,8 @@ packages=(
   fonts-dejavu-core         # so screenshots have readable text
   nfs-ganesha nfs-ganesha-vfs libnfs-utils libnfs-dev   # userspace NFS server and client
   docker-registry           # real OCI registry for image-menu tests
-  iproute2 procps psmisc    # ip, ps, fuser: the process kubelet and teardown checks use them
+  iproute2 procps psmisc util-linux   # ip, unshare, mount: the process kubelet runs pods with them
+  python3                   # Debian's Python: the single-user "image" venv is built on it (world-readable)
 )
 missing=()
 for p in "${packages[@]}"; do

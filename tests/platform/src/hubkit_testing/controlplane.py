@@ -13,6 +13,7 @@ import secrets
 import ssl
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,10 @@ import yaml
 
 from . import podnet
 from .certs import PKI, make_pki
+from .images import SINGLEUSER_ENV_VAR
 from .nodes import NodeSpec, default_nodes, kwok_node_manifest
 from .processes import ManagedProcess, PlatformError, free_port
-from .tools import cache_dir, go_tool
+from .tools import cache_dir, go_tool, singleuser_env
 
 KUBERNETES_VERSION = "v1.35.4"
 PROCESS_NODE = "process-node-1"
@@ -75,12 +77,18 @@ class ControlPlane:
             config = {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "hubkit", "cluster": {"server": self.server,
-                                                             "certificate-authority": str(self.pki.ca_cert)}}],
+                "clusters": [
+                    {
+                        "name": "hubkit",
+                        "cluster": {"server": self.server, "certificate-authority": str(self.pki.ca_cert)},
+                    }
+                ],
                 "users": [{"name": who, "user": {"token": ident.token}}],
-                "contexts": [{"name": who, "context": {"cluster": "hubkit", "user": who, "namespace": "default"}}],
+                "contexts": [
+                    {"name": who, "context": {"cluster": "hubkit", "user": who, "namespace": "default"}}
+                ],
                 "current-context": who,
-            }  # fmt: skip
+            }
             path.write_text(yaml.safe_dump(config))
             path.chmod(0o600)
         return path
@@ -101,8 +109,11 @@ class ControlPlane:
         self.slot_lock = podnet.SlotLock(cache_dir() / "run")
         self.net = podnet.network_for_slot(self.slot_lock.slot)
         podnet.create_network(self.net)
-        self.pki = make_pki(self.workdir / "pki", ["127.0.0.1", "10.96.0.1"],
-                            ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"])  # fmt: skip
+        self.pki = make_pki(
+            self.workdir / "pki",
+            ["127.0.0.1", "10.96.0.1"],
+            ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+        )
         for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"):
             self.ports[name] = free_port()
         self.identities = {
@@ -130,87 +141,155 @@ class ControlPlane:
     def _start_etcd(self) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"
         peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
-        proc = self._spawn("etcd", [
-            go_tool("etcd"), "--name=hubkit", f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=hubkit={peer}", "--unsafe-no-fsync", "--log-level=warn",
-        ])  # fmt: skip
-        proc.wait_until(lambda: b'"true"' in urllib.request.urlopen(f"{client}/health", timeout=1).read(),
-                        30, "serving")  # fmt: skip
+        proc = self._spawn(
+            "etcd",
+            [
+                go_tool("etcd"),
+                "--name=hubkit",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=hubkit={peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        proc.wait_until(
+            lambda: b'"true"' in urllib.request.urlopen(f"{client}/health", timeout=1).read(), 30, "serving"
+        )
 
     def _start_apiserver(self) -> None:
         assert self.pki is not None
         p = self.pki
-        proc = self._spawn("kube-apiserver", [
-            go_tool("kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.ports['apiserver']}",
-            f"--tls-cert-file={p.serving_cert}", f"--tls-private-key-file={p.serving_key}",
-            f"--client-ca-file={p.ca_cert}",
-            f"--token-auth-file={self.workdir / 'tokens.csv'}",
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",  # on top of the default set (incl. PodSecurity)
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={p.sa_pub}", f"--service-account-signing-key-file={p.sa_key}",
-            "--service-cluster-ip-range=10.96.0.0/16",
-            "--endpoint-reconciler-type=none",  # a loopback address cannot be the kubernetes Service endpoint
-            "--allow-privileged=true", "--profiling=false", f"--cert-dir={self.workdir / 'pki'}",
-        ])  # fmt: skip
+        proc = self._spawn(
+            "kube-apiserver",
+            [
+                go_tool("kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.ports['apiserver']}",
+                f"--tls-cert-file={p.serving_cert}",
+                f"--tls-private-key-file={p.serving_key}",
+                f"--client-ca-file={p.ca_cert}",
+                f"--token-auth-file={self.workdir / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",  # on top of the default set (incl. PodSecurity)
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={p.sa_pub}",
+                f"--service-account-signing-key-file={p.sa_key}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                # A loopback address cannot be the endpoint of the `kubernetes` Service.
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                "--profiling=false",
+                f"--cert-dir={self.workdir / 'pki'}",
+            ],
+        )
         proc.wait_until(lambda: self._get("/readyz") == "ok", 90, "ready")
 
     def _start_controllers(self) -> None:
         assert self.pki is not None
         kcm = self.kubeconfig("controller-manager")
-        self._spawn("kube-controller-manager", [
-            go_tool("kube-controller-manager"), f"--kubeconfig={kcm}",
-            f"--authentication-kubeconfig={kcm}", f"--authorization-kubeconfig={kcm}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.ports['controller-manager']}",
-            "--leader-elect=false", "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={self.pki.sa_key}", f"--root-ca-file={self.pki.ca_cert}",
-            f"--cluster-signing-cert-file={self.pki.ca_cert}", f"--cluster-signing-key-file={self.pki.ca_key}",
-            "--controllers=*", "--profiling=false",
-        ])  # fmt: skip
+        self._spawn(
+            "kube-controller-manager",
+            [
+                go_tool("kube-controller-manager"),
+                f"--kubeconfig={kcm}",
+                f"--authentication-kubeconfig={kcm}",
+                f"--authorization-kubeconfig={kcm}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.ports['controller-manager']}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={self.pki.sa_key}",
+                f"--root-ca-file={self.pki.ca_cert}",
+                f"--cluster-signing-cert-file={self.pki.ca_cert}",
+                f"--cluster-signing-key-file={self.pki.ca_key}",
+                "--controllers=*",
+                "--profiling=false",
+            ],
+        )
         sched = self.kubeconfig("scheduler")
-        self._spawn("kube-scheduler", [
-            go_tool("kube-scheduler"), f"--kubeconfig={sched}",
-            f"--authentication-kubeconfig={sched}", f"--authorization-kubeconfig={sched}",
-            "--bind-address=127.0.0.1", f"--secure-port={self.ports['scheduler']}",
-            "--leader-elect=false", "--profiling=false",
-        ])  # fmt: skip
+        self._spawn(
+            "kube-scheduler",
+            [
+                go_tool("kube-scheduler"),
+                f"--kubeconfig={sched}",
+                f"--authentication-kubeconfig={sched}",
+                f"--authorization-kubeconfig={sched}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.ports['scheduler']}",
+                "--leader-elect=false",
+                "--profiling=false",
+            ],
+        )
 
     def _start_nodes(self) -> None:
-        assert self.net is not None and self.pki is not None
-        self._spawn("kwok", [
-            go_tool("kwok"), f"--kubeconfig={self.kubeconfig('kwok')}", f"--config={go_tool('kwok-stages.yaml')}",
-            "--manage-all-nodes=false", "--manage-nodes-with-label-selector=type=kwok",
-            f"--cidr={self.net.kwok_pod_range}", f"--node-ip={self.net.gateway}",
-            f"--server-address=127.0.0.1:{self.ports['kwok']}",
-        ])  # fmt: skip
+        assert self.net is not None
+        assert self.pki is not None
+        self._spawn(
+            "kwok",
+            [
+                go_tool("kwok"),
+                f"--kubeconfig={self.kubeconfig('kwok')}",
+                f"--config={go_tool('kwok-stages.yaml')}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-label-selector=type=kwok",
+                f"--cidr={self.net.kwok_pod_range}",
+                f"--node-ip={self.net.gateway}",
+                f"--server-address=127.0.0.1:{self.ports['kwok']}",
+            ],
+        )
         token_file = self.workdir / "kubelet.token"
         token_file.write_text(self.identities["kubelet"].token)
         token_file.chmod(0o600)
-        self._spawn("process-kubelet", [
-            sys.executable, "-m", "hubkit_testing.kubelet", f"--server={self.server}",
-            f"--token-file={token_file}", f"--ca-file={self.pki.ca_cert}", f"--node={PROCESS_NODE}",
-            f"--state-dir={self.workdir / 'kubelet'}", f"--slot={self.net.slot}",
-            f"--version={KUBERNETES_VERSION}",
-        ], env=dict(os.environ))  # fmt: skip
+        self._spawn(
+            "process-kubelet",
+            [
+                sys.executable,
+                "-m",
+                "hubkit_testing.kubelet",
+                f"--server={self.server}",
+                f"--token-file={token_file}",
+                f"--ca-file={self.pki.ca_cert}",
+                f"--node={PROCESS_NODE}",
+                f"--state-dir={self.workdir / 'kubelet'}",
+                f"--slot={self.net.slot}",
+                f"--version={KUBERNETES_VERSION}",
+            ],
+            env=dict(os.environ) | {SINGLEUSER_ENV_VAR: str(singleuser_env())},
+        )
         for spec in self.nodes:
             self.request("POST", "/api/v1/nodes", kwok_node_manifest(spec))
-        names = [PROCESS_NODE, *(n.name for n in self.nodes)]
+        self.wait_for_nodes_ready([PROCESS_NODE, *(n.name for n in self.nodes)])
+
+    def add_kwok_node(self, spec: NodeSpec) -> None:
+        """Add one simulated node and wait until kwok reports it Ready."""
+        self.request("POST", "/api/v1/nodes", kwok_node_manifest(spec))
+        self.wait_for_nodes_ready([spec.name])
+
+    def wait_for_nodes_ready(self, names: list[str]) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            ready = {n["metadata"]["name"] for n in self.request("GET", "/api/v1/nodes")["items"]
-                     if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))}  # fmt: skip
+            ready = {
+                n["metadata"]["name"]
+                for n in self.request("GET", "/api/v1/nodes")["items"]
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", [])
+                )
+            }
             if ready >= set(names):
                 return
             for proc in self.processes:
                 if not proc.running():
                     raise PlatformError(f"{proc.name} exited while nodes registered; see {proc.log_path}")
             time.sleep(0.2)
-        raise PlatformError(f"nodes {sorted(set(names) - ready)} did not become Ready in 60 s; see {self.workdir}/logs")
+        raise PlatformError(
+            f"nodes {sorted(set(names) - ready)} did not become Ready in 60 s; see {self.workdir}/logs"
+        )
 
     def stop(self) -> None:
         """Stop every component (newest first) and remove the pod network."""
@@ -230,17 +309,26 @@ class ControlPlane:
         return ssl.create_default_context(cafile=str(self.pki.ca_cert))
 
     def _get(self, path: str) -> str:
-        req = urllib.request.Request(self.server + path,
-                                     headers={"Authorization": f"Bearer {self.identities['admin'].token}"})  # fmt: skip
+        req = urllib.request.Request(
+            self.server + path, headers={"Authorization": f"Bearer {self.identities['admin'].token}"}
+        )
         with urllib.request.urlopen(req, context=self._ssl(), timeout=5) as r:
             return str(r.read().decode())
 
-    def request(self, method: str, path: str, body: Any = None,
-                content_type: str = "application/json") -> dict[str, Any]:  # fmt: skip
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> dict[str, Any]:
         """One admin API call; raises urllib.error.HTTPError with the server's answer on failure."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.server + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.identities['admin'].token}", "Content-Type": content_type})  # fmt: skip
+        req = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.identities['admin'].token}",
+                "Content-Type": content_type,
+            },
+        )
         with urllib.request.urlopen(req, context=self._ssl(), timeout=30) as r:
             return dict(json.loads(r.read() or b"{}"))
 
@@ -254,6 +342,33 @@ class ControlPlane:
             except OSError:
                 time.sleep(0.1)
         raise PlatformError(f"namespace {namespace} got no default ServiceAccount in {timeout:.0f} s")
+
+    def wait_for_pod_gone(self, namespace: str, name: str, timeout: float = 60) -> bool:
+        """Whether the pod disappeared from the API within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+            except urllib.error.HTTPError as e:
+                if e.code == 404:
+                    return True
+                raise
+            time.sleep(0.2)
+        return False
+
+    def wait_for_pod_phase(
+        self, namespace: str, name: str, phases: set[str], timeout: float = 60
+    ) -> dict[str, Any]:
+        """The pod once its phase is one of ``phases``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pod = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+            if pod.get("status", {}).get("phase") in phases:
+                return pod
+            time.sleep(0.2)
+        raise PlatformError(
+            f"pod {namespace}/{name} did not reach {sorted(phases)} in {timeout:.0f} s: {pod.get('status')}"
+        )
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
         self.request("POST", "/api/v1/namespaces", {"metadata": {"name": name, "labels": labels or {}}})

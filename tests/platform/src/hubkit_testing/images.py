@@ -4,10 +4,14 @@ Images are not pulled here (no registry reaches the machine and there is no cont
 container runs on the host's filesystem, so an image contributes only what its config would have set:
 the default command, user and home. Known images are listed here; a container whose image is unknown
 must carry an explicit command, or the kubelet fails it with a plain message.
+
+The jupyter single-user images map to a venv built by ``tests/platform/singleuser-image.sh`` from
+``singleuser-requirements.txt`` (world-readable, so pods can run as any uid).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -22,6 +26,17 @@ class ImageProfile:
     gid: int
     home: str
     workdir: str
+    # Name of an environment variable of the kubelet naming the image's venv (its bin goes first on PATH).
+    venv_var: str | None = None
+
+    def path(self) -> str:
+        """The container's default PATH: the image's venv (if any), then the system directories."""
+        venv = os.environ.get(self.venv_var, "") if self.venv_var else ""
+        return ":".join(([f"{venv}/bin"] if venv else []) + list(SYSTEM_PATH))
+
+
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+SINGLEUSER_ENV_VAR = "HUBKIT_SINGLEUSER_ENV"
 
 
 IMAGE_PROFILES: tuple[ImageProfile, ...] = (
@@ -33,6 +48,7 @@ IMAGE_PROFILES: tuple[ImageProfile, ...] = (
         gid=100,
         home="/home/jovyan",
         workdir="/home/jovyan",
+        venv_var=SINGLEUSER_ENV_VAR,
     ),
     # pause images (placeholders, prepull pods): 65535 is the pause image's user.
     ImageProfile(

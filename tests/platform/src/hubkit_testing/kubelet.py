@@ -64,7 +64,13 @@ def node_status(cfg: KubeletConfig, address: str) -> dict[str, Any]:
     resources = {"cpu": cfg.cpu, "memory": cfg.memory, "pods": str(cfg.pods), "ephemeral-storage": "100Gi"}
 
     def cond(kind: str, status: str, reason: str) -> dict[str, str]:
-        return {"type": kind, "status": status, "reason": reason, "lastHeartbeatTime": t, "lastTransitionTime": t}
+        return {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "lastHeartbeatTime": t,
+            "lastTransitionTime": t,
+        }
 
     return {
         "capacity": resources,
@@ -118,7 +124,9 @@ class Kubelet:
         beats = 0
         while True:
             renew = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            lease = {"spec": {"holderIdentity": self.cfg.node, "leaseDurationSeconds": 40, "renewTime": renew}}
+            lease = {
+                "spec": {"holderIdentity": self.cfg.node, "leaseDurationSeconds": 40, "renewTime": renew}
+            }
             try:
                 try:
                     await self.api.merge_patch(path, lease)
@@ -137,13 +145,27 @@ class Kubelet:
 
     # --- pods ----------------------------------------------------------------------------------
 
+    async def _as_node(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """A request the Node authorizer may refuse for a moment: its graph learns of a freshly bound
+        pod's references asynchronously, so a 403 is retried for a few seconds, as the kubelet does."""
+        for attempt in range(40):
+            try:
+                return await self.api.request(method, path, body)
+            except KubeError as e:
+                if e.status != 403 or attempt == 39:
+                    raise
+                await asyncio.sleep(0.1)
+        raise AssertionError("unreachable")
+
     async def read_object(self, kind: str, namespace: str, name: str) -> dict[str, bytes]:
         secret = kind.startswith("secret")
         plural = "secrets" if secret else "configmaps"
         try:
-            obj = await self.api.request("GET", f"/api/v1/namespaces/{namespace}/{plural}/{name}")
+            obj = await self._as_node("GET", f"/api/v1/namespaces/{namespace}/{plural}/{name}")
         except KubeError as e:
-            raise PodStartError("CreateContainerConfigError", f"{plural[:-1]} {name} could not be read: {e}") from e
+            raise PodStartError(
+                "CreateContainerConfigError", f"{plural[:-1]} {name} could not be read: {e}"
+            ) from e
         return decode_data(obj, secret)
 
     async def service_account_token(self, pod: dict[str, Any], audience: str | None, seconds: int) -> str:
@@ -157,10 +179,13 @@ class Kubelet:
             spec["audiences"] = [audience]
         path = f"/api/v1/namespaces/{m['namespace']}/serviceaccounts/{sa}/token"
         try:
-            review = await self.api.request("POST", path, {"apiVersion": "authentication.k8s.io/v1",
-                                                           "kind": "TokenRequest", "spec": spec})  # fmt: skip
+            review = await self._as_node(
+                "POST", path, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+            )
         except KubeError as e:
-            raise PodStartError("CreateContainerConfigError", f"no token for service account {sa}: {e}") from e
+            raise PodStartError(
+                "CreateContainerConfigError", f"no token for service account {sa}: {e}"
+            ) from e
         return str(review["status"]["token"])
 
     async def watch_pods(self) -> None:
@@ -222,12 +247,21 @@ class Kubelet:
         done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for fut in done:
             state = next(c for c in runtime.containers if c.name == waits[fut])
-            state.exit_code, state.finished_at = fut.result(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            state.exit_code, state.finished_at = (
+                fut.result(),
+                dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
             state.message = f"exited with code {state.exit_code}; log: {runtime._log(state.name)}"
-        phase = "Succeeded" if all(c.exit_code == 0 for c in runtime.containers if c.exit_code is not None) else "Failed"
+        phase = (
+            "Succeeded"
+            if all(c.exit_code == 0 for c in runtime.containers if c.exit_code is not None)
+            else "Failed"
+        )
         log.info("pod %s ended: %s", name, phase)
         message = "; ".join(f"container {c.name} {c.message}" for c in runtime.containers if c.message)
-        status = pod_status(phase, str(runtime.address), host_ip, runtime.started_at, runtime.containers, message)
+        status = pod_status(
+            phase, str(runtime.address), host_ip, runtime.started_at, runtime.containers, message
+        )
         await self.api.merge_patch(self._status_path(pod), {"status": status})
 
     async def delete_pod(self, pod: dict[str, Any], previous: asyncio.Task[None] | None) -> None:
@@ -239,7 +273,12 @@ class Kubelet:
             await runtime.stop(float(m.get("deletionGracePeriodSeconds") or 30))
             self.used_ips.discard(runtime.address)
         path = f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}"
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+        body = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": uid},
+        }
         try:
             await self.api.request("DELETE", path, body)
         except KubeError as e:
@@ -283,9 +322,17 @@ def main() -> None:
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = KubeletConfig(
-        a.server, Path(a.token_file).read_text().strip(), a.ca_file, a.node, a.state_dir, a.slot,
-        a.cpu, a.memory, a.pods, a.version,
-    )  # fmt: skip
+        a.server,
+        Path(a.token_file).read_text().strip(),
+        a.ca_file,
+        a.node,
+        a.state_dir,
+        a.slot,
+        a.cpu,
+        a.memory,
+        a.pods,
+        a.version,
+    )
     asyncio.run(Kubelet(cfg).run())
 
 

@@ -29,12 +29,12 @@ class PodNetwork:
     @property
     def process_pod_range(self) -> ipaddress.IPv4Network:
         """Addresses for pods run by the process kubelet: the lower half of the /20."""
-        return list(self.cidr.subnets(prefixlen_diff=1))[0]
+        return next(self.cidr.subnets(prefixlen_diff=1))
 
     @property
     def kwok_pod_range(self) -> ipaddress.IPv4Network:
-        """Addresses kwok hands to the pods it fakes: the upper half (routed to the bridge, never off-host)."""
-        return list(self.cidr.subnets(prefixlen_diff=1))[1]
+        """Addresses kwok gives the pods it fakes: the upper half (on the bridge, never off-host)."""
+        return list(self.cidr.subnets(prefixlen_diff=1))[-1]
 
     def netns_name(self, pod_uid: str) -> str:
         return f"hk{self.slot}-{pod_uid}"
@@ -103,6 +103,12 @@ def add_pod(net: PodNetwork, netns: str, veth: str, address: ipaddress.IPv4Addre
     ip("-n", netns, "link", "set", "eth0", "up")
     ip("-n", netns, "link", "set", "lo", "up")
     ip("-n", netns, "route", "add", "default", "via", str(net.gateway))
+    # As containerd does for every pod sandbox: any user may bind low ports inside the pod.
+    subprocess.run(
+        ["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"],
+        check=True,
+        capture_output=True,
+    )
 
 
 def remove_pod(netns: str) -> None:

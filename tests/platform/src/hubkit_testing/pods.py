@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ipaddress
 import os
 import re
@@ -21,8 +22,9 @@ from typing import Any, Protocol
 
 from . import podnet
 from .container_init import ContainerSpec, Mount
-from .images import image_profile
+from .images import SYSTEM_PATH, ImageProfile, image_profile
 from .podstatus import ContainerState, now
+from .processes import signal_group
 
 
 class PodAPI(Protocol):
@@ -121,10 +123,19 @@ class PodRuntime:
         spec_path = self.sandbox / f"{container['name']}.json"
         spec_path.write_text(spec.to_json())
         argv = [
-            "ip", "netns", "exec", self.netns,
-            "unshare", "--mount", "--propagation", "private",
-            sys.executable, "-m", "hubkit_testing.container_init", str(spec_path),
-        ]  # fmt: skip
+            "ip",
+            "netns",
+            "exec",
+            self.netns,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            sys.executable,
+            "-m",
+            "hubkit_testing.container_init",
+            str(spec_path),
+        ]
         log = self._log(container["name"]).open("ab")
         try:
             return await asyncio.create_subprocess_exec(
@@ -158,7 +169,7 @@ class PodRuntime:
         groups = list(pod_sc.get("supplementalGroups") or [])
         if pod_sc.get("fsGroup") is not None:
             groups.append(pod_sc["fsGroup"])
-        env = await self._env(container, profile.home if profile else "/root")
+        env = await self._env(container, profile)
         mounts = [self._mount(m, volumes) for m in container.get("volumeMounts") or []]
         if profile and profile.home != "/" and all(m.target != profile.home for m in mounts):
             mounts.insert(0, Mount(self._home_dir(profile.home, uid, gid), profile.home))
@@ -183,7 +194,9 @@ class PodRuntime:
     def _mount(self, mount: dict[str, Any], volumes: dict[str, Path]) -> Mount:
         name = mount["name"]
         if name not in volumes:
-            raise PodStartError("CreateContainerConfigError", f"volumeMount {name} names no volume of the pod.")
+            raise PodStartError(
+                "CreateContainerConfigError", f"volumeMount {name} names no volume of the pod."
+            )
         source = volumes[name]
         if mount.get("subPath"):
             source = source / mount["subPath"]
@@ -191,8 +204,12 @@ class PodRuntime:
                 source.mkdir(parents=True)
         return Mount(str(source), mount["mountPath"], bool(mount.get("readOnly")))
 
-    async def _env(self, container: dict[str, Any], home: str) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "HOSTNAME": self.pod["metadata"]["name"]}
+    async def _env(self, container: dict[str, Any], profile: ImageProfile | None) -> dict[str, str]:
+        env = {
+            "PATH": profile.path() if profile else ":".join(SYSTEM_PATH),
+            "HOME": profile.home if profile else "/root",
+            "HOSTNAME": self.pod["metadata"]["name"],
+        }
         for source in container.get("envFrom") or []:
             for kind in ("configMapRef", "secretRef"):
                 if kind in source:
@@ -208,7 +225,7 @@ class PodRuntime:
 
     async def _env_from(self, ref: dict[str, Any]) -> str:
         if "fieldRef" in ref:
-            fields = {
+            fields: dict[str, str] = {
                 "metadata.name": self.pod["metadata"]["name"],
                 "metadata.namespace": self.ns,
                 "metadata.uid": self.uid,
@@ -217,12 +234,14 @@ class PodRuntime:
                 "status.podIP": str(self.address),
                 "status.hostIP": str(self.net.gateway),
             }
-            return fields.get(ref["fieldRef"]["fieldPath"], "")
+            return str(fields.get(ref["fieldRef"]["fieldPath"], ""))
         for kind in ("configMapKeyRef", "secretKeyRef"):
             if kind in ref:
                 data = await self.api.read_object(kind, self.ns, ref[kind]["name"])
                 return data[ref[kind]["key"]].decode()
-        raise PodStartError("CreateContainerConfigError", f"env valueFrom {sorted(ref)} is not supported here.")
+        raise PodStartError(
+            "CreateContainerConfigError", f"env valueFrom {sorted(ref)} is not supported here."
+        )
 
     async def _materialize_volumes(self) -> dict[str, Path]:
         """Lay out each pod volume as a directory (or a host path) the containers bind-mount."""
@@ -249,7 +268,9 @@ class PodRuntime:
                     self._write_keys(path, data, items, mode, fs_group)
             else:
                 kinds = sorted(set(vol) - {"name"})
-                raise PodStartError("UnsupportedVolume", f"volume {name} of type {kinds} is not supported here.")
+                raise PodStartError(
+                    "UnsupportedVolume", f"volume {name} of type {kinds} is not supported here."
+                )
             out[name] = path
         return out
 
@@ -284,9 +305,11 @@ class PodRuntime:
         path: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None, mode: int, gid: int | None
     ) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        chosen = [(i["key"], i["path"], i.get("mode", mode)) for i in items] if items else [
-            (k, k, mode) for k in data
-        ]
+        chosen = (
+            [(i["key"], i["path"], i.get("mode", mode)) for i in items]
+            if items
+            else [(k, k, mode) for k in data]
+        )
         for key, rel, file_mode in chosen:
             target = path / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -300,14 +323,12 @@ class PodRuntime:
     async def stop(self, grace_seconds: float) -> None:
         """SIGTERM every container, SIGKILL after the grace period, then remove network and sandbox."""
         for proc in self.processes.values():
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
         waits = [p.wait() for p in self.processes.values()]
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*waits), timeout=max(grace_seconds, 0.5))
-        except TimeoutError:
-            pass
         for proc in self.processes.values():
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
         await asyncio.gather(*(p.wait() for p in self.processes.values()))
         if self.netns:
             await asyncio.to_thread(podnet.remove_pod, self.netns)
@@ -320,10 +341,3 @@ def decode_data(obj: dict[str, Any], secret: bool) -> dict[str, bytes]:
     for k, v in (obj.get("data") or {}).items():
         out[k] = base64.b64decode(v) if secret else str(v).encode()
     return out
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

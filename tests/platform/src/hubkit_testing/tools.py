@@ -48,3 +48,15 @@ def system_tool(name: str) -> str:
     if not found:
         raise PlatformError(f"{name} is not installed; run `bash tests/platform/sysdeps.sh`.")
     return found
+
+
+@cache
+def singleuser_env() -> Path:
+    """The single-user "image" venv (see singleuser-image.sh); built once per requirements hash."""
+    script = PLATFORM_DIR / "singleuser-image.sh"
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PlatformError(
+            f"Building the single-user image venv failed ({script}):\n{result.stderr[-3000:]}"
+        )
+    return Path(result.stdout.strip().splitlines()[-1])

@@ -1,0 +1,42 @@
+"""A control plane's teardown leaves no process, port, network namespace or bridge behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hubkit_testing import podnet
+from hubkit_testing.controlplane import ControlPlane
+from hubkit_testing.processes import port_is_open
+
+
+def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
+    cp = ControlPlane(tmp_path / "k8s").start()
+    try:
+        ns = cp.create_namespace("lifecycle")
+        pod = {
+            "metadata": {"name": "sleeper"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"]}]},
+        }
+        cp.request("POST", f"/api/v1/namespaces/{ns}/pods", pod)
+        running = cp.wait_for_pod_phase(ns, "sleeper", {"Running"}, timeout=30)
+        pod_pid = int(running["status"]["containerStatuses"][0]["containerID"].removeprefix("process://"))
+        pids = [p.pid for p in cp.processes] + [pod_pid]
+        ports = list(cp.ports.values())
+        assert cp.net is not None
+        net = cp.net
+        assert any(n.startswith(net.netns_prefix()) for n in podnet.list_netns())
+    finally:
+        cp.stop()
+    assert [p for p in pids if Path(f"/proc/{p}").exists() and _not_zombie(p)] == []
+    assert [p for p in ports if port_is_open("127.0.0.1", p)] == []
+    assert [n for n in podnet.list_netns() if n.startswith(net.netns_prefix())] == []
+    assert podnet.ip("link", "show", net.bridge, check=False).returncode != 0
+    assert os.path.exists(tmp_path / "k8s" / "logs" / "kube-apiserver.log")
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,82 @@
+"""The process kubelet keeps pod status in step with real processes, failures included."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+from hubkit_testing.controlplane import PROCESS_NODE, ControlPlane
+
+
+def _fetch(url: str, timeout: float = 15) -> bytes:
+    """GET ``url`` once the server in the pod is listening."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return bytes(r.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _pod(name: str, container: dict[str, object], **spec: object) -> dict[str, object]:
+    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "main", **container}], **spec}}
+
+
+def test_exit_code_is_reported_as_failed_with_reason(control_plane: ControlPlane, namespace: str) -> None:
+    body = _pod(
+        "crash",
+        {"image": "busybox", "command": ["sh", "-c", "echo going down; exit 3"]},
+        restartPolicy="Never",
+    )
+    control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+    pod = control_plane.wait_for_pod_phase(namespace, "crash", {"Failed", "Succeeded"}, timeout=30)
+    assert pod["spec"]["nodeName"] == PROCESS_NODE
+    assert pod["status"]["phase"] == "Failed"
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 3
+    assert terminated["reason"] == "Error"
+    assert "exited with code 3" in pod["status"]["message"]
+
+
+def test_run_as_non_root_with_root_image_fails_with_plain_message(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    body = _pod("rootless", {"image": "busybox", "command": ["true"]}, securityContext={"runAsNonRoot": True})
+    control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+    pod = control_plane.wait_for_pod_phase(namespace, "rootless", {"Failed"}, timeout=30)
+    waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] == "CreateContainerConfigError"
+    assert "runAsNonRoot" in waiting["message"]
+
+
+def test_pod_gets_its_own_network_volumes_env_and_identity(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    cm = {"metadata": {"name": "greeting"}, "data": {"index.html": "hello from a configmap\n"}}
+    control_plane.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", cm)
+    script = (
+        'test "$(id -u):$(id -g)" = "2001:3001" && id -G | grep -qw 4001 && exec python3 -m http.server 80'
+    )
+    body = _pod(
+        "web",
+        {
+            "image": "python:3",
+            "command": ["sh", "-c", script],
+            "workingDir": "/srv/www",
+            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            "volumeMounts": [{"name": "site", "mountPath": "/srv/www", "readOnly": True}],
+            # Port 80 inside the pod's own network namespace: no clash with anything on the host.
+            "securityContext": {"runAsUser": 2001, "runAsGroup": 3001},
+        },
+        securityContext={"supplementalGroups": [4001]},
+        volumes=[{"name": "site", "configMap": {"name": "greeting"}}],
+    )
+    control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+    pod = control_plane.wait_for_pod_phase(namespace, "web", {"Running", "Failed"}, timeout=30)
+    assert pod["status"]["phase"] == "Running", pod["status"]
+    assert _fetch(f"http://{pod['status']['podIP']}:80/index.html") == b"hello from a configmap\n"
+    control_plane.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/web")
+    assert control_plane.wait_for_pod_gone(namespace, "web", timeout=30)
