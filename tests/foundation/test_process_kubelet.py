@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from pathlib import Path
 
 from hubkit_testing.controlplane import PROCESS_NODE, ControlPlane
 
@@ -80,3 +81,37 @@ def test_pod_gets_its_own_network_volumes_env_and_identity(
     assert _fetch(f"http://{pod['status']['podIP']}:80/index.html") == b"hello from a configmap\n"
     control_plane.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/web")
     assert control_plane.wait_for_pod_gone(namespace, "web", timeout=30)
+
+
+def test_persistent_volume_claim_mounts_the_bound_volume(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    backing = tmp_path / "pv"
+    backing.mkdir()
+    backing.chmod(0o777)
+    pv_name = f"pv-{namespace}"
+    control_plane.request("POST", "/api/v1/persistentvolumes", {
+        "metadata": {"name": pv_name},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "manual",
+                 "hostPath": {"path": str(backing)}, "claimRef": {"namespace": namespace, "name": "home"}},
+    })  # fmt: skip
+    try:
+        control_plane.request("POST", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", {
+            "metadata": {"name": "home"},
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "manual", "volumeName": pv_name,
+                     "resources": {"requests": {"storage": "1Gi"}}},
+        })  # fmt: skip
+        body = _pod(
+            "writer",
+            {"image": "busybox", "command": ["sh", "-c", "echo kept > /home/jovyan/work/file && sleep 1"],
+             "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan/work", "subPath": "alice"}],
+             "securityContext": {"runAsUser": 1000}},
+            restartPolicy="Never",
+            volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}],
+        )  # fmt: skip
+        control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+        pod = control_plane.wait_for_pod_phase(namespace, "writer", {"Succeeded", "Failed"}, timeout=60)
+        assert pod["status"]["phase"] == "Succeeded", pod["status"]
+        assert (backing / "alice" / "file").read_text() == "kept\n"
+    finally:
+        control_plane.request("DELETE", f"/api/v1/persistentvolumes/{pv_name}")

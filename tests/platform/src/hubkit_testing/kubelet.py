@@ -188,6 +188,24 @@ class Kubelet:
             ) from e
         return str(review["status"]["token"])
 
+    async def volume_path(self, namespace: str, claim: str) -> Path:
+        """Follow a bound claim to its PersistentVolume; only hostPath and local PVs exist on this node."""
+        pvc = await self._as_node("GET", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
+        volume = pvc["spec"].get("volumeName")
+        if not volume or pvc.get("status", {}).get("phase") != "Bound":
+            raise PodStartError("FailedMount", f"persistentVolumeClaim {claim} is not bound to a volume yet.")
+        pv = await self._as_node("GET", f"/api/v1/persistentvolumes/{volume}")
+        for kind in ("hostPath", "local"):
+            if kind in pv["spec"]:
+                path = Path(pv["spec"][kind]["path"])
+                if kind == "hostPath" and pv["spec"][kind].get("type") == "DirectoryOrCreate":
+                    path.mkdir(parents=True, exist_ok=True)
+                return path
+        kinds = sorted(set(pv["spec"]) & {"nfs", "csi", "iscsi", "cephfs", "rbd"})
+        raise PodStartError(
+            "UnsupportedVolume", f"persistentVolume {volume} of type {kinds} cannot be mounted here."
+        )
+
     async def watch_pods(self) -> None:
         selector = {"fieldSelector": f"spec.nodeName={self.cfg.node}"}
         while True:

@@ -36,6 +36,9 @@ class PodAPI(Protocol):
     async def service_account_token(self, pod: dict[str, Any], audience: str | None, seconds: int) -> str:
         """A token bound to ``pod`` from the TokenRequest API."""
 
+    async def volume_path(self, namespace: str, claim: str) -> Path:
+        """The local directory behind a bound PersistentVolumeClaim (hostPath or local PV)."""
+
 
 class PodStartError(Exception):
     """The pod cannot start; ``reason`` is a Kubernetes-style reason, the message a plain sentence."""
@@ -199,9 +202,11 @@ class PodRuntime:
             )
         source = volumes[name]
         if mount.get("subPath"):
-            source = source / mount["subPath"]
+            parent, source = source, source / mount["subPath"]
             if not source.exists():
+                # As the kubelet does: a missing subPath is created with its parent's mode.
                 source.mkdir(parents=True)
+                source.chmod(parent.stat().st_mode & 0o7777)
         return Mount(str(source), mount["mountPath"], bool(mount.get("readOnly")))
 
     async def _env(self, container: dict[str, Any], profile: ImageProfile | None) -> dict[str, str]:
@@ -256,6 +261,8 @@ class PodRuntime:
                 path.chmod(0o2777 if fs_group is None else 0o2775)
             elif "hostPath" in vol:
                 path = Path(vol["hostPath"]["path"])
+            elif "persistentVolumeClaim" in vol:
+                path = await self.api.volume_path(self.ns, vol["persistentVolumeClaim"]["claimName"])
             elif "configMap" in vol or "secret" in vol:
                 kind = "configMap" if "configMap" in vol else "secret"
                 ref = vol[kind]
