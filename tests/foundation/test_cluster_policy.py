@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 import urllib.error
 from collections.abc import Iterator
 
@@ -50,15 +49,6 @@ def small_node(control_plane: ControlPlane) -> Iterator[str]:
         control_plane.request("DELETE", f"/api/v1/nodes/{name}")
 
 
-def _wait(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_higher_priority_pod_preempts_lower_on_full_node(
     control_plane: ControlPlane, namespace: str, small_node: str
 ) -> None:
@@ -80,20 +70,12 @@ def test_higher_priority_pod_preempts_lower_on_full_node(
 
         pods = f"/api/v1/namespaces/{namespace}/pods"
         control_plane.request("POST", pods, pod("placeholder", low))
-        _wait(
-            lambda: control_plane.request("GET", f"{pods}/placeholder")["status"].get("phase") == "Running",
-            30,
-            "the low-priority pod to run",
-        )
-        assert control_plane.request("GET", f"{pods}/placeholder")["spec"]["nodeName"] == small_node
+        placeholder = control_plane.wait_for_pod_phase(namespace, "placeholder", {"Running"}, timeout=30)
+        assert placeholder["spec"]["nodeName"] == small_node
 
         control_plane.request("POST", pods, pod("user", high))
-        _wait(
-            lambda: control_plane.request("GET", f"{pods}/user")["status"].get("phase") == "Running",
-            60,
-            "the high-priority pod to preempt and run",
-        )
-        assert control_plane.request("GET", f"{pods}/user")["spec"]["nodeName"] == small_node
+        user = control_plane.wait_for_pod_phase(namespace, "user", {"Running"}, timeout=60)
+        assert user["spec"]["nodeName"] == small_node
         assert control_plane.wait_for_pod_gone(namespace, "placeholder", timeout=30)
         events = control_plane.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
         assert any(

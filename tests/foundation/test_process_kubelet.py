@@ -90,25 +90,45 @@ def test_persistent_volume_claim_mounts_the_bound_volume(
     backing.mkdir()
     backing.chmod(0o777)
     pv_name = f"pv-{namespace}"
-    control_plane.request("POST", "/api/v1/persistentvolumes", {
-        "metadata": {"name": pv_name},
-        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "manual",
-                 "hostPath": {"path": str(backing)}, "claimRef": {"namespace": namespace, "name": "home"}},
-    })  # fmt: skip
+    control_plane.request(
+        "POST",
+        "/api/v1/persistentvolumes",
+        {
+            "metadata": {"name": pv_name},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": "manual",
+                "hostPath": {"path": str(backing)},
+                "claimRef": {"namespace": namespace, "name": "home"},
+            },
+        },
+    )
     try:
-        control_plane.request("POST", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", {
-            "metadata": {"name": "home"},
-            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "manual", "volumeName": pv_name,
-                     "resources": {"requests": {"storage": "1Gi"}}},
-        })  # fmt: skip
+        control_plane.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+            {
+                "metadata": {"name": "home"},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "manual",
+                    "volumeName": pv_name,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
         body = _pod(
             "writer",
-            {"image": "busybox", "command": ["sh", "-c", "echo kept > /home/jovyan/work/file && sleep 1"],
-             "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan/work", "subPath": "alice"}],
-             "securityContext": {"runAsUser": 1000}},
+            {
+                "image": "busybox",
+                "command": ["sh", "-c", "echo kept > /home/jovyan/work/file && sleep 1"],
+                "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan/work", "subPath": "alice"}],
+                "securityContext": {"runAsUser": 1000},
+            },
             restartPolicy="Never",
             volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}],
-        )  # fmt: skip
+        )
         control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
         pod = control_plane.wait_for_pod_phase(namespace, "writer", {"Succeeded", "Failed"}, timeout=60)
         assert pod["status"]["phase"] == "Succeeded", pod["status"]
