@@ -6,8 +6,10 @@ import json
 import secrets
 import urllib.error
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from kubernetes_asyncio import client, config
 
 from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.nodes import KWOK_TAINT, NodeSpec
@@ -84,3 +86,13 @@ def test_higher_priority_pod_preempts_lower_on_full_node(
     finally:
         for name in (low, high):
             control_plane.request("DELETE", f"/apis/scheduling.k8s.io/v1/priorityclasses/{name}")
+
+
+async def test_namespace_kubeconfig_drives_a_real_client(kubeconfig: Path, namespace: str) -> None:
+    """The per-test kubeconfig works with kubernetes_asyncio, defaulting to the test's namespace."""
+    api_client = await config.new_client_from_config(config_file=str(kubeconfig))
+    async with api_client:
+        core = client.CoreV1Api(api_client)
+        accounts = await core.list_namespaced_service_account(namespace)
+        assert [a.metadata.name for a in accounts.items] == ["default"]
+    assert f"namespace: {namespace}" in kubeconfig.read_text()

@@ -68,9 +68,11 @@ class ControlPlane:
         assert self.net is not None, "the control plane is not started"
         return str(self.net.gateway)
 
-    def kubeconfig(self, who: str) -> Path:
-        """Write (once) and return a kubeconfig for one identity."""
-        path = self.workdir / f"{who}.kubeconfig"
+    def kubeconfig(self, who: str, namespace: str = "default") -> Path:
+        """Write (once) and return a kubeconfig for one identity whose context uses ``namespace``."""
+        path = self.workdir / (
+            f"{who}.kubeconfig" if namespace == "default" else f"{who}-{namespace}.kubeconfig"
+        )
         if not path.exists():
             assert self.pki is not None
             ident = self.identities[who]
@@ -85,7 +87,7 @@ class ControlPlane:
                 ],
                 "users": [{"name": who, "user": {"token": ident.token}}],
                 "contexts": [
-                    {"name": who, "context": {"cluster": "hubkit", "user": who, "namespace": "default"}}
+                    {"name": who, "context": {"cluster": "hubkit", "user": who, "namespace": namespace}}
                 ],
                 "current-context": who,
             }

@@ -199,7 +199,7 @@ class Kubelet:
             if kind in pv["spec"]:
                 path = Path(pv["spec"][kind]["path"])
                 if kind == "hostPath" and pv["spec"][kind].get("type") == "DirectoryOrCreate":
-                    path.mkdir(parents=True, exist_ok=True)
+                    await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
                 return path
         kinds = sorted(set(pv["spec"]) & {"nfs", "csi", "iscsi", "cephfs", "rbd"})
         raise PodStartError(

@@ -1,7 +1,7 @@
 """pytest fixtures of the hermetic platform (registered through the ``pytest11`` entry point).
 
 - ``control_plane`` (session): etcd, kube-apiserver, controller manager, scheduler, kwok, process kubelet.
-- ``namespace``: a fresh namespace per test, deleted afterwards.
+- ``namespace``: a fresh namespace per test, deleted afterwards; ``kubeconfig``: a kubeconfig for it.
 - ``hub_factory``: start real JupyterHubs (with configurable-http-proxy); all stopped after the test.
 - ``kube_hub``: a hub whose stock KubeSpawner spawns into the test's namespace.
 - ``ldap_server`` (session), ``browser`` (session) and ``page``: see ldap.py and browser.py.
@@ -22,7 +22,16 @@ from .hub import Hub, HubOptions
 from .kubespawner_config import kubespawner_config
 from .ldap import ldap_server
 
-__all__ = ["browser", "control_plane", "hub_factory", "kube_hub", "ldap_server", "namespace", "page"]
+__all__ = [
+    "browser",
+    "control_plane",
+    "hub_factory",
+    "kube_hub",
+    "kubeconfig",
+    "ldap_server",
+    "namespace",
+    "page",
+]
 
 HubFactory = Callable[..., Hub]
 
@@ -45,6 +54,12 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
         yield name
     finally:
         control_plane.delete_namespace(name)
+
+
+@pytest.fixture
+def kubeconfig(control_plane: ControlPlane, namespace: str) -> Path:
+    """An admin kubeconfig whose current context is the test's namespace."""
+    return control_plane.kubeconfig("admin", namespace)
 
 
 @pytest.fixture
