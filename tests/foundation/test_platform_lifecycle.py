@@ -40,3 +40,21 @@ def _not_zombie(pid: int) -> bool:
         return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
     except FileNotFoundError:
         return False
+
+
+def test_concurrent_platforms_get_distinct_pod_networks(tmp_path: Path) -> None:
+    """Two platforms on one machine (say `make dev` and `make test`) never share a bridge, whatever
+    their cache directories: slots are locked machine-wide."""
+    first = podnet.SlotLock(tmp_path)
+    second = podnet.SlotLock(tmp_path)
+    try:
+        assert first.slot != second.slot
+        nets = {podnet.network_for_slot(s.slot) for s in (first, second)}
+        assert len({n.bridge for n in nets}) == 2
+        assert not nets.pop().cidr.overlaps(nets.pop().cidr)
+    finally:
+        first.release()
+        second.release()
+    again = podnet.SlotLock(tmp_path)
+    assert again.slot == min(first.slot, second.slot), "a released slot is handed out again"
+    again.release()

@@ -26,7 +26,7 @@ from .certs import PKI, make_pki
 from .images import SINGLEUSER_ENV_VAR
 from .nodes import NodeSpec, default_nodes, kwok_node_manifest
 from .processes import ManagedProcess, PlatformError, free_port
-from .tools import cache_dir, go_tool, singleuser_env
+from .tools import go_tool, singleuser_env
 
 KUBERNETES_VERSION = "v1.35.4"
 PROCESS_NODE = "process-node-1"
@@ -108,7 +108,7 @@ class ControlPlane:
 
     def _start(self) -> None:
         t0 = time.monotonic()
-        self.slot_lock = podnet.SlotLock(cache_dir() / "run")
+        self.slot_lock = podnet.SlotLock()
         self.net = podnet.network_for_slot(self.slot_lock.slot)
         podnet.create_network(self.net)
         self.pki = make_pki(

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SLOTS = 16  # 10.244.0.0/16 holds sixteen /20 pod networks: one per concurrently running platform
+# Bridges and network namespaces are machine-wide, so the locks that hand out slots must be too
+# (not per cache directory: two runs with different HUBKIT_CACHE would otherwise share a slot).
+LOCK_DIR = Path("/run/lock/hubkit-podnet")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 class SlotLock:
     """Holds one pod-network slot for the lifetime of a platform (an flock, released if we crash)."""
 
-    def __init__(self, lock_dir: Path) -> None:
+    def __init__(self, lock_dir: Path = LOCK_DIR) -> None:
         lock_dir.mkdir(parents=True, exist_ok=True)
         for slot in range(SLOTS):
             fd = os.open(lock_dir / f"podnet-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from functools import cache
@@ -12,10 +11,6 @@ from .processes import PlatformError
 
 PLATFORM_DIR = Path(__file__).resolve().parents[2]  # tests/platform
 REPO_ROOT = PLATFORM_DIR.parents[1]
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HUBKIT_CACHE", Path.home() / ".cache" / "hubkit"))
 
 
 @cache
