@@ -135,3 +135,31 @@ def test_persistent_volume_claim_mounts_the_bound_volume(
         assert (backing / "alice" / "file").read_text() == "kept\n"
     finally:
         control_plane.request("DELETE", f"/api/v1/persistentvolumes/{pv_name}")
+
+
+def test_nested_mount_inside_a_volume_keeps_the_outer_volume_visible(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """A course directory mounted under the home volume: both are visible, as with runc."""
+    cm = {"metadata": {"name": "course"}, "data": {"README": "week 1\n"}}
+    control_plane.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", cm)
+    script = "cat /srv/home/course/README && echo mine > /srv/home/notes && cat /srv/home/notes"
+    body = _pod(
+        "nested",
+        {
+            "image": "busybox",
+            "command": ["sh", "-c", script],
+            "volumeMounts": [
+                # Listed inner-first on purpose: mounts are applied shallowest first.
+                {"name": "course", "mountPath": "/srv/home/course", "readOnly": True},
+                {"name": "home", "mountPath": "/srv/home"},
+            ],
+        },
+        restartPolicy="Never",
+        volumes=[{"name": "home", "emptyDir": {}}, {"name": "course", "configMap": {"name": "course"}}],
+    )
+    control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+    pod = control_plane.wait_for_pod_phase(namespace, "nested", {"Succeeded", "Failed"}, timeout=30)
+    log = Path(pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"].split("log: ")[-1])
+    assert pod["status"]["phase"] == "Succeeded", log.read_text()
+    assert log.read_text() == "week 1\nmine\n"

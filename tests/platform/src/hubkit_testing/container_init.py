@@ -53,23 +53,26 @@ def _is_protected(path: Path, protected: list[str]) -> bool:
     return any(p == str(path) or p.startswith(str(path).rstrip("/") + "/") for p in protected)
 
 
-def _prepare_target(target: Path, is_file: bool, protected: list[str]) -> None:
+def _prepare_target(target: Path, is_file: bool, protected: list[str], mounted: list[Path]) -> None:
     """Make ``target`` exist inside this mount namespace without touching the host's filesystem.
 
-    Where a parent directory is missing, a tmpfs goes over the deepest existing ancestor (as an
-    image's own directories would shadow the host's), unless that ancestor holds what we run from.
+    Inside a volume mounted earlier, missing directories are created in that volume, as runc does
+    for nested mounts. Elsewhere, a tmpfs goes over the deepest existing ancestor (as an image's own
+    directories would shadow the host's), unless that ancestor holds what we run from.
     """
     if target.exists():
         return
     ancestor = target.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
-    if _is_protected(ancestor, protected):
-        raise SystemExit(
-            f"container_init: mountPath {target} needs {ancestor} to be hidden, "
-            "which would hide the host files the container runs from; choose another mountPath."
-        )
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(ancestor)], check=True)
+    in_volume = any(ancestor == m or m in ancestor.parents for m in mounted)
+    if not in_volume:
+        if _is_protected(ancestor, protected):
+            raise SystemExit(
+                f"container_init: mountPath {target} needs {ancestor} to be hidden, "
+                "which would hide the host files the container runs from; choose another mountPath."
+            )
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(ancestor)], check=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     if is_file:
         target.touch()
@@ -78,12 +81,15 @@ def _prepare_target(target: Path, is_file: bool, protected: list[str]) -> None:
 
 
 def apply_mounts(spec: ContainerSpec) -> None:
-    for mount in spec.mounts:
+    """Bind-mount every volume, shallowest mountPath first (as runc orders them)."""
+    mounted: list[Path] = []
+    for mount in sorted(spec.mounts, key=lambda m: len(Path(m.target).parts)):
         source, target = Path(mount.source), Path(mount.target)
-        _prepare_target(target, source.is_file(), spec.protected)
+        _prepare_target(target, source.is_file(), spec.protected, mounted)
         subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
         if mount.read_only:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+        mounted.append(target)
 
 
 def drop_identity(spec: ContainerSpec) -> None:
