@@ -1,11 +1,325 @@
-"""The hub-facing spawner class."""
+"""The hub-facing spawner class: traits, and the KubeSpawner hooks that call the pure builders."""
 
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+from jupyterhub.utils import maybe_future
+from kubernetes_asyncio.client import V1ConfigMap, V1Pod
 from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, List, Unicode
+
+from ._images import ImageMenuMixin
+from ._scheduling import SchedulingMixin
+from .exceptions import IdentityError, SpawnRefused
+from .form import render_form
+from .identity import Identity, fallback_identity, parse_identity, posix_username
+from .kube_storage import KubeStorage
+from .nss import NssInput, build_nss_configmap, nss_mounts, nss_volume
+from .overrides import merge_trait
+from .profiles import (
+    Profile,
+    Selection,
+    initialize_profiles,
+    resolve_selection,
+    user_options_from_form,
+    visible_profiles,
+)
+from .provisioner import request_home
+from .security import SecuritySettings, apply_restricted_identity
+from .storage_layout import build_storage, parse_layout
+
+DEFAULT_PASSWD = [
+    "root:x:0:0:root:/root:/bin/sh",
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin",
+]
+DEFAULT_GROUP = ["root:x:0:", "users:x:100:", "nogroup:x:65534:"]
 
 
-class HubKitSpawner(KubeSpawner):  # type: ignore[misc]  # KubeSpawner is untyped
+def refusal(error: SpawnRefused) -> web.HTTPError:
+    """The 400 a refused spawn becomes at the hub boundary (one sentence for the user)."""
+    http = web.HTTPError(400, error.user_message.replace("%", "%%"))
+    http.jupyterhub_message = error.user_message  # type: ignore[attr-defined]
+    return http
+
+
+class HubKitSpawner(SchedulingMixin, ImageMenuMixin, KubeSpawner):  # type: ignore[misc]  # KubeSpawner is untyped
     """KubeSpawner with HubKit's profile access rules, identity and storage layout.
 
     Every upstream ``KubeSpawner`` option keeps working unchanged; HubKit's own options are
     documented in ``docs/spawner.md``.
     """
+
+    identity_fallback = CaselessStrEnum(
+        ["refuse", "fixed"],
+        default_value="refuse",
+        config=True,
+        help="""What to do for a user whose auth_state has no "hubkit" identity block.
+
+        "refuse" stops the spawn with a plain message; "fixed" runs the pod as ``fallback_uid`` /
+        ``fallback_gid`` with a home named from the JupyterHub username (``jupyterhub:<name>``).
+        """,
+    )
+    fallback_uid = Integer(
+        1000, config=True, help="uid for users without an identity block (identity_fallback='fixed')."
+    )
+    fallback_gid = Integer(
+        1000, config=True, help="gid for users without an identity block (identity_fallback='fixed')."
+    )
+    fs_group = Integer(
+        None,
+        allow_none=True,
+        config=True,
+        help="The pod's fsGroup. None (default) uses the user's primary gid from their identity.",
+    )
+    nss_enabled = Bool(
+        True,
+        config=True,
+        help="""Create a per-user ConfigMap with passwd and group files and mount it over /etc/passwd and
+        /etc/group, so `id`, `whoami`, `ls -l` and git know the user in any image.""",
+    )
+    nss_base_passwd = List(
+        Unicode(),
+        default_value=DEFAULT_PASSWD,
+        config=True,
+        help="passwd lines of the base image to keep (the user's own line is appended).",
+    )
+    nss_base_group = List(
+        Unicode(),
+        default_value=DEFAULT_GROUP,
+        config=True,
+        help="group lines of the base image to keep (the user's groups are appended).",
+    )
+    nss_home_path = Unicode(
+        "/home/jovyan", config=True, help="The home directory written to the user's passwd line."
+    )
+    nss_shell = Unicode("/bin/bash", config=True, help="The login shell written to the user's passwd line.")
+    nss_configmap_name_template = Unicode(
+        "{pod_name}-nss",
+        config=True,
+        help="Name of the per-user NSS ConfigMap; {pod_name} is the pod's name.",
+    )
+    storage_layout = Dict(
+        config=True,
+        help="""Declarative storage: {"home": {...}, "courses": [...], "scratch": {...}}. Each entry has a
+        source ("nfs": {"server", "path"} or "pvc": "<claim>") and a "mount_path". Homes and scratch
+        directories are named by the identity's `home`, never by the username. Courses have "name",
+        optional "sub_path", "read_groups" (None = everyone) and "write_groups" (globs); readers get a
+        read-only mount, writers a read-write one. See docs/spawner.md.""",
+    )
+    home_provisioner_url = Unicode(
+        "",
+        config=True,
+        help="""URL of `hubkit-spawner provision-server` next to the home export. When set, the spawner
+        asks it to create the user's home (owned by uid:gid, mode 0700, skeleton files) before creating
+        the pod.""",
+    )
+    home_provisioner_token = Unicode("", config=True, help="Bearer token for the home provisioner.")
+    home_provisioner_timeout = Float(10.0, config=True, help="Seconds to wait for the home provisioner.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hubkit_baseline: dict[str, Any] = {}
+        self._hubkit_applied: set[str] = set()
+        self._hubkit_auth_state: Any = None
+        self._hubkit_prepared = False
+        self._selection_ready = asyncio.Event()
+        self.hubkit_selection: Selection | None = None
+        self.hubkit_identity: Identity | None = None
+        self.kube_storage = KubeStorage(self.api, self.k8s_api_request_timeout)
+
+    # --- who the user is ------------------------------------------------------------------------
+
+    def user_groups(self) -> list[str]:
+        return sorted(g.name for g in getattr(self.user, "groups", []) or [])
+
+    async def run_auth_state_hook(self, auth_state: Any) -> Any:
+        self._hubkit_auth_state = auth_state
+        return await super().run_auth_state_hook(auth_state)
+
+    def resolve_identity(self) -> Identity:
+        identity = parse_identity(self._hubkit_auth_state, self.user.name)
+        if identity is not None:
+            return identity
+        if self.identity_fallback == "fixed":
+            return fallback_identity(self.user.name, self.fallback_uid, self.fallback_gid)
+        raise IdentityError(
+            "Your account has no POSIX identity yet, so no server was started; sign out and in again.",
+            f"user={self.user.name} has no auth_state['hubkit'] block",
+        )
+
+    # --- profiles -------------------------------------------------------------------------------
+
+    async def hubkit_profiles(self) -> list[Profile]:
+        """The configured profile_list, evaluated and initialized (all profiles, before access rules)."""
+        profile_list = self.profile_list
+        if callable(profile_list):
+            profile_list = await maybe_future(profile_list(self))
+        profiles = copy.deepcopy(list(self._sorted_dict_values(profile_list) or []))
+        await self.expand_image_menus(profiles)
+        return initialize_profiles(profiles)
+
+    def _reset_overrides(self) -> None:
+        """Put back every trait a previous spawn overrode, so overrides never leak into the next one."""
+        for name in self._hubkit_applied:
+            setattr(self, name, copy.deepcopy(self._hubkit_baseline[name]))
+        self._hubkit_applied = set()
+
+    def _apply_overrides(self, spawner_override: dict[str, Any]) -> None:
+        for name, value in spawner_override.items():
+            if callable(value):
+                value = value(self)
+            if name not in self._hubkit_baseline:
+                self._hubkit_baseline[name] = copy.deepcopy(getattr(self, name))
+            self._hubkit_applied.add(name)
+            setattr(self, name, merge_trait(name, getattr(self, name), value))
+
+    async def load_user_options(self) -> None:
+        """Validate user_options with access rules, then apply fresh overrides (called by start)."""
+        self._reset_overrides()
+        try:
+            profiles = await self.hubkit_profiles()
+            selection = resolve_selection(profiles, self.user_groups(), self.user_options)
+            await self.check_unlisted_images(profiles, selection)
+            self.hubkit_identity = self.resolve_identity()
+        except SpawnRefused as e:
+            self.log.warning(
+                "Refused spawn for %s (%s): %s [%s]",
+                self.user.name,
+                self.namespace,
+                e.user_message,
+                e.log_context,
+            )
+            raise refusal(e) from e
+        self.hubkit_selection = selection
+        self._selection_ready.set()
+        self.log.info("Spawning %s with profile %r %s", self.user.name, selection.profile, selection.choices)
+        for override in selection.overrides:
+            self._apply_overrides(override)
+
+    # --- the form -------------------------------------------------------------------------------
+
+    async def _hubkit_options_form(self, spawner: Any) -> str:
+        profiles = await self.hubkit_profiles()
+        if not profiles:
+            return ""
+        visible = visible_profiles(profiles, self.user_groups())
+        availability = await self.profile_availability(visible)
+        return render_form(visible, self.user_options or {}, availability)
+
+    def _options_form_default(self) -> Any:
+        if not self.profile_list:
+            return ""
+        return self._hubkit_options_form
+
+    def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        try:
+            return user_options_from_form(formdata)
+        except SpawnRefused as e:
+            self.log.warning("Refused spawn form of %s: %s", self.user.name, e.user_message)
+            raise refusal(e) from e
+
+    def _options_from_form_default(self) -> Any:
+        return self._options_from_form
+
+    # --- what the spawn creates -----------------------------------------------------------------
+
+    @property
+    def nss_configmap_name(self) -> str:
+        return str(self.nss_configmap_name_template.format(pod_name=self.pod_name))
+
+    def nss_configmap(self) -> V1ConfigMap | None:
+        if not self.nss_enabled or self.hubkit_identity is None:
+            return None
+        return build_nss_configmap(
+            NssInput(
+                name=self.nss_configmap_name,
+                namespace=self.namespace,
+                username=posix_username(self.user.name),
+                identity=self.hubkit_identity,
+                home_path=self.nss_home_path,
+                shell=self.nss_shell,
+                base_passwd=self.nss_base_passwd,
+                base_group=self.nss_base_group,
+                labels=self._build_common_labels({}),
+            )
+        )
+
+    async def get_pod_manifest(self) -> V1Pod:
+        pod: V1Pod = await super().get_pod_manifest()
+        identity = self.hubkit_identity
+        if identity is None:
+            return pod
+        volumes, mounts = build_storage(parse_layout(self.storage_layout), identity, self.user_groups())
+        if self.nss_enabled:
+            volumes.append(nss_volume(self.nss_configmap_name))
+            mounts.extend(nss_mounts())
+        pod.spec.volumes = [*(pod.spec.volumes or []), *volumes]
+        container = pod.spec.containers[0]
+        container.volume_mounts = [*(container.volume_mounts or []), *mounts]
+        fs_group = self.fs_group if self.fs_group is not None else identity.gid
+        return apply_restricted_identity(pod, SecuritySettings(identity=identity, fs_group=fs_group))
+
+    async def spawn_objects(self) -> list[Any]:
+        """Every object this spawn creates, in creation order (used by `hubkit-spawner render`)."""
+        objects: list[Any] = []
+        configmap = self.nss_configmap()
+        if configmap is not None:
+            objects.append(configmap)
+        if self.storage_pvc_ensure:
+            objects.append(self.get_pvc_manifest())
+        objects.append(await self.get_pod_manifest())
+        return objects
+
+    async def _prepare_before_pod(self) -> None:
+        identity = self.hubkit_identity
+        if identity is not None and self.home_provisioner_url:
+            try:
+                created = await request_home(
+                    self.home_provisioner_url,
+                    self.home_provisioner_token,
+                    identity,
+                    self.home_provisioner_timeout,
+                )
+            except SpawnRefused as e:
+                self.log.warning(
+                    "Refused spawn for %s: %s [%s]", self.user.name, e.user_message, e.log_context
+                )
+                raise refusal(e) from e
+            self.log.info(
+                "Home %s of %s %s", identity.home, self.user.name, "created" if created else "exists"
+            )
+        configmap = self.nss_configmap()
+        if configmap is not None:
+            await self.kube_storage.replace_configmap(configmap)
+
+    async def _make_create_pod_request(self, pod: V1Pod, request_timeout: float) -> Any:
+        if not self._hubkit_prepared:
+            await self._prepare_before_pod()
+            self._hubkit_prepared = True
+        return await super()._make_create_pod_request(pod, request_timeout)
+
+    async def _start(self) -> Any:
+        self._hubkit_prepared = False
+        self.hubkit_selection = None
+        self._selection_ready = asyncio.Event()
+        try:
+            url = await self._run_with_gpu_watch(super()._start(), self._selection_ready)
+        except BaseException:
+            if self._hubkit_prepared and self.nss_enabled:
+                await self.kube_storage.delete_configmap(self.namespace, self.nss_configmap_name)
+            raise
+        if self._hubkit_prepared and self.nss_configmap() is not None and self.pod_id:
+            await self.kube_storage.set_owner(
+                self.namespace, self.nss_configmap_name, self.pod_name, self.pod_id
+            )
+        return url
+
+    async def stop(self, now: bool = False) -> Any:
+        result = await super().stop(now)
+        if self.nss_enabled:
+            await self.kube_storage.delete_configmap(self.namespace, self.nss_configmap_name)
+        return result

@@ -1,0 +1,111 @@
+"""The server-rendered spawn form (pure): works without JavaScript, pre-selects the last choice.
+
+Field names follow kubespawner's REST format: ``profile`` (radio), ``profile-option-<profile>--<option>``
+(select) and ``profile-option-<profile>--<option>--unlisted-choice`` (text, used when the select is
+set to "Other"). The fields of every profile are submitted; only the chosen profile's count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jinja2 import Environment, select_autoescape
+
+from .profiles import UNLISTED_SUFFIX, Profile
+
+TEMPLATE = """
+<div class="hubkit-profiles">
+{% for p in profiles %}
+<fieldset class="hubkit-profile{% if p.unavailable %} hubkit-unavailable{% endif %}"
+  style="margin-bottom:1em">
+  <label>
+    <input type="radio" name="profile" value="{{ p.slug }}"{% if p.slug == selected %} checked{% endif %}
+      {% if p.unavailable %} disabled{% endif %}>
+    <strong>{{ p.display_name }}</strong>
+  </label>
+  {% if p.description %}<p class="hubkit-description">{{ p.description }}</p>{% endif %}
+  {% if p.resources %}<p class="hubkit-resources">{{ p.resources }}</p>{% endif %}
+  {% if p.availability %}<p class="hubkit-availability">{{ p.availability }}</p>{% endif %}
+  {% for name, o in p.profile_options.items() %}
+  {% set field = "profile-option-" ~ p.slug ~ "--" ~ name %}
+  <label for="{{ field }}">{{ o.display_name or name }}</label>
+  <select id="{{ field }}" name="{{ field }}">
+    {% for slug, c in o.choices.items() %}
+    <option value="{{ slug }}"{% if c.selected %} selected{% endif %}>{{ c.display_name or slug }}</option>
+    {% endfor %}
+    {% if o.unlisted_choice.enabled %}
+    <option value="{{ unlisted }}"{% if o.unlisted_value %} selected{% endif %}>
+      {{ o.unlisted_choice.display_name_in_choices or "Other..." }}</option>
+    {% endif %}
+  </select>
+  {% if o.unlisted_choice.enabled %}
+  <label for="{{ field }}{{ unlisted }}">{{ o.unlisted_choice.display_name or "Other value" }}</label>
+  <input type="text" id="{{ field }}{{ unlisted }}" name="{{ field }}{{ unlisted }}" maxlength="256"
+    value="{{ o.unlisted_value }}">
+  {% endif %}
+  {% endfor %}
+</fieldset>
+{% endfor %}
+</div>
+"""
+
+_env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+
+
+def describe_resources(override: Mapping[str, Any]) -> str:
+    """One line naming the CPU, memory and accelerators a profile requests."""
+    parts = []
+    if override.get("cpu_limit") or override.get("cpu_guarantee"):
+        parts.append(f"{override.get('cpu_limit') or override.get('cpu_guarantee')} CPU")
+    if override.get("mem_limit") or override.get("mem_guarantee"):
+        parts.append(f"{override.get('mem_limit') or override.get('mem_guarantee')} memory")
+    for name, count in (override.get("extra_resource_limits") or {}).items():
+        parts.append(f"{count} x {name}")
+    return ", ".join(str(p) for p in parts)
+
+
+def render_form(
+    profiles: Sequence[Profile],
+    user_options: Mapping[str, Any],
+    availability: Mapping[str, tuple[str, bool]],
+) -> str:
+    """HTML for ``profiles`` (already filtered for the user); ``availability`` maps slug → (text, usable)."""
+    last = str(user_options.get("profile") or "")
+    slugs = [p["slug"] for p in profiles]
+    selected = last if last in slugs else next((p["slug"] for p in profiles if p.get("default")), "")
+    view: list[dict[str, Any]] = []
+    for p in profiles:
+        text, usable = availability.get(p["slug"], ("", True))
+        options: dict[str, Any] = {}
+        for name, o in p.get("profile_options", {}).items():
+            mine = p["slug"] == last
+            chosen = str(user_options.get(name, "")) if mine else ""
+            unlisted_value = str(user_options.get(name + UNLISTED_SUFFIX, "")) if mine else ""
+            if chosen not in o["choices"]:
+                chosen = next((s for s, c in o["choices"].items() if c.get("default")), "")
+            choices = {
+                s: {"display_name": c.get("display_name", s), "selected": s == chosen and not unlisted_value}
+                for s, c in o["choices"].items()
+            }
+            options[name] = {
+                "display_name": o.get("display_name"),
+                "choices": choices,
+                "unlisted_choice": o["unlisted_choice"],
+                "unlisted_value": unlisted_value if o["unlisted_choice"]["enabled"] else "",
+            }
+        view.append(
+            {
+                "slug": p["slug"],
+                "display_name": p["display_name"],
+                "description": p.get("description", ""),
+                "resources": describe_resources(p.get("kubespawner_override", {})),
+                "availability": text,
+                "unavailable": not usable,
+                "profile_options": options,
+            }
+        )
+    html = _env.from_string(TEMPLATE).render(profiles=view, selected=selected, unlisted=UNLISTED_SUFFIX)
+    # JupyterHub renders an options form as a Jinja template once more: no brace may survive from
+    # user-supplied values (a saved unlisted value), so all are entity-encoded.
+    return html.replace("{", "&#123;").replace("}", "&#125;")
