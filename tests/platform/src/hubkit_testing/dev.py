@@ -23,6 +23,8 @@ DEV_CONFIG = """
 # make dev: log in with any username and the password "hubkit"; "admin" is an admin.
 c.Authenticator.admin_users = {"admin"}
 c.JupyterHub.spawner_class = "hubkit"
+# The local password login carries no HubKit identity block: run such users as a fixed uid.
+c.HubKitSpawner.identity_fallback = "fixed"
 """
 
 
