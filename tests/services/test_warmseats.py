@@ -200,7 +200,12 @@ async def test_user_pods_from_two_hubs_preempt_the_right_sized_placeholders(
             assert all(p["status"]["phase"] == "Pending" for p in pending)
 
             expected = {(hub_a, "small"): 2, (hub_b, "small"): 1, (hub_b, "gpu"): 1}
-            await asyncio.to_thread(wait_for, lambda: run.broker.consumed == expected, 60, "accounting")
+            await asyncio.to_thread(
+                wait_for,
+                lambda: run.broker.consumed == expected,
+                60,
+                f"accounting {expected} (counted so far: see broker.consumed)",
+            )
             metrics = generate_latest(run.broker.metrics.registry).decode()
             assert f'hubkit_warmseats_consumed_total{{hub="{hub_a}",size="small"}} 2.0' in metrics
             assert f'hubkit_warmseats_consumed_total{{hub="{hub_b}",size="gpu"}} 1.0' in metrics

@@ -56,6 +56,7 @@ class WarmSeatBroker:
         self.arrival_log: dict[str, tuple[datetime, str, str]] = {}  # pod uid → (created, size, hub)
         self.seen_preemptions: set[str] = set()
         self.consumed: dict[tuple[str, str], int] = {}
+        self.consumed_victims: set[str] = set()
         self.events: tuple[ClassEvent, ...] = ()
         self.calendar_problems: tuple[str, ...] = ()
         self.calendar_text: str | None = None
@@ -136,8 +137,11 @@ class WarmSeatBroker:
             victim = (event.get("involvedObject") or event.get("regarding") or {}).get("name", "")
             size = size_of_pod_name(str(victim))
             related = event.get("related") or {}
-            if size is None or not related:
+            # The scheduler may report one placeholder preempted twice (a retried preemption for
+            # another pod): a seat is consumed once, by the first pod that took it.
+            if size is None or not related or victim in self.consumed_victims:
                 continue
+            self.consumed_victims.add(str(victim))
             key = f"{related.get('namespace')}/{related.get('name')}"
             hub = self._hub_of(users[key]) if key in users else str(related.get("namespace"))
             self.consumed[(hub, size)] = self.consumed.get((hub, size), 0) + 1
