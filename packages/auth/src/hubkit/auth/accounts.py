@@ -1,0 +1,115 @@
+"""The one place authenticators turn a provider identity into the contract block (docs/identity.md).
+
+:class:`IdentityAuthenticatorMixin` adds the traits every HubKit authenticator shares (where the ledger
+lives, the id range allocated from) and :meth:`~IdentityAuthenticatorMixin.hubkit_identity`, which
+allocates or re-reads numbers, binds the hub username to the key, and returns the validated block.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from traitlets import Bool, Int, Tuple, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .exceptions import IdentityError
+from .identity import MAX_ID, MIN_ID, HubKitIdentity
+from .ledger import Admission, IdentityLedger, ledger_for
+
+
+def check_hub_username(username: str, max_length: int = 128) -> None:
+    """Hub usernames end up in URLs, paths and pod names: printable, bounded, no ``/`` or ``..``."""
+    if not username or len(username) > max_length:
+        raise IdentityError(f"The user name must have 1 to {max_length} characters.")
+    if any(unicodedata.category(c) == "Cc" for c in username):
+        raise IdentityError("The user name contains control characters.")
+    if "/" in username or "\\" in username or ".." in username:
+        raise IdentityError("The user name contains '/', '\\' or '..'.")
+
+
+class IdentityAuthenticatorMixin(LoggingConfigurable):
+    """Traits and helpers shared by every HubKit authenticator; mix in before the upstream class."""
+
+    hubkit_provider = "hubkit"  # the ``<provider>`` part of keys; subclasses set it
+    hubkit_username_prefix = ""  # set by HubKitMultiAuthenticator when composed
+
+    hubkit_db_url = Unicode(
+        "",
+        config=True,
+        help="""Database URL of HubKit's identity tables (allocated uids/gids, username bindings, LTI
+        nonces). Empty (the default) means the hub's own ``JupyterHub.db_url``, which is what you want:
+        every hub replica then shares the same numbers and nonces.""",
+    )
+    id_range = Tuple(
+        Int(),
+        Int(),
+        default_value=(2_000_000, 2_999_999),
+        config=True,
+        help="""Inclusive range ``(first, last)`` from which uids/gids are allocated for identities whose
+        provider supplies no trustworthy POSIX numbers. Allocated numbers are stored in the hub database
+        and never reused; give each provider its own range so numbers read from different places stay
+        recognisable. Must lie within 1000 … 2**31-1.""",
+    )
+    hubkit_bind_usernames = Bool(
+        True,
+        config=True,
+        help="""Record which identity key first used each hub username and refuse a login that would give
+        that username to a different key (e.g. the same LMS user id at two consumers). Turning this off
+        lets two identities share one hub account.""",
+    )
+
+    @default("manage_groups")
+    def _default_manage_groups(self) -> bool:
+        return True
+
+    def _db_url(self) -> str:
+        if self.hubkit_db_url:
+            return str(self.hubkit_db_url)
+        parent = self.parent
+        while parent is not None:
+            url = getattr(parent, "db_url", None)
+            if isinstance(url, str) and url:
+                return url
+            parent = getattr(parent, "parent", None)
+        return "sqlite:///jupyterhub.sqlite"
+
+    @property
+    def ledger(self) -> IdentityLedger:
+        return ledger_for(self._db_url())
+
+    def _id_range(self) -> tuple[int, int]:
+        first, last = (int(x) for x in self.id_range)
+        if not (MIN_ID <= first <= last < MAX_ID):
+            raise ValueError(
+                f"{type(self).__name__}.id_range {self.id_range!r} is outside {MIN_ID}..{MAX_ID - 1}."
+            )
+        return first, last + 1
+
+    async def hubkit_identity(
+        self,
+        key: str,
+        username: str,
+        numbers: tuple[int, int] | None = None,
+        posix_groups: Mapping[str, int] | None = None,
+        nonce: tuple[str, str, float] | None = None,
+    ) -> HubKitIdentity:
+        """The validated identity of ``key``: ``numbers`` (uid, gid) from the provider, else allocated.
+
+        One database transaction records ``nonce`` (scope, value, keep seconds) if given, binds the hub
+        username and allocates the uid; a replay raises NonceReused before anything is written.
+        """
+        HubKitIdentity.create(key, MIN_ID, MIN_ID)  # validates the key before anything is written
+        check_hub_username(username)
+        bound = self.hubkit_username_prefix + username if self.hubkit_bind_usernames else None
+        admission = Admission(key, bound, self._id_range(), allocate=numbers is None, nonce=nonce)
+        number = await self.ledger.aadmit(admission)
+        if numbers is None:
+            assert number is not None
+            numbers = (number, number)
+        return HubKitIdentity.create(key, numbers[0], numbers[1], posix_groups)
+
+    def hubkit_auth_state(self, identity: HubKitIdentity, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """auth_state with the contract block under ``"hubkit"`` and provider data beside it."""
+        return {**extra, "hubkit": identity.to_auth_state()}

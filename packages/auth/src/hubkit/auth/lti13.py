@@ -1,0 +1,254 @@
+"""``HubKitLTI13Authenticator``: LTI 1.3 for several platforms, cached JWKS, deployment allow-list."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from jupyterhub.handlers import BaseHandler
+from ltiauthenticator.lti13.auth import LTI13Authenticator  # type: ignore[import-untyped]
+from ltiauthenticator.lti13.handlers import LTI13ConfigHandler  # type: ignore[import-untyped]
+from tornado.web import HTTPError, decode_signed_value
+from traitlets import Bool as TBool
+from traitlets import Dict, Int, List, Unicode, default
+
+from .exceptions import HubKitAuthError, LaunchRejected, NonceReused
+from .jwks import JWKSCache
+from .lti11 import LTIOptionsMixin
+from .lti13_token import (
+    CONTEXT,
+    CUSTOM,
+    ROLES,
+    Platform,
+    unverified_header,
+    verify_id_token,
+)
+from .lti_handlers import TARGET_ATTR, IframeCookieMixin
+from .lti_launch import check_user_id, check_username, course_groups, launch_target, target_request
+
+STATE_NAME = "hubkit-lti13-state"
+
+
+class HubKitLTI13LoginHandler(IframeCookieMixin, BaseHandler):  # type: ignore[misc]
+    """Third-party login initiation (GET or POST from the LMS) → redirect to the platform's authorize URL."""
+
+    def check_xsrf_cookie(self) -> None:
+        # LMSs (Moodle in particular, ltiauthenticator#118) POST this cross-site without an _xsrf field;
+        # the signed state, the state cookie and the one-time nonce protect the flow instead.
+        return None
+
+    async def get(self) -> None:
+        await self._initiate()
+
+    async def post(self) -> None:
+        await self._initiate()
+
+    async def _initiate(self) -> None:
+        names = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "client_id", "lti_deployment_id")
+        args = {name: self.get_argument(name, "") for name in names}
+        self.redirect(self.authenticator.login_redirect(self, args))
+
+
+class HubKitLTI13CallbackHandler(IframeCookieMixin, BaseHandler):  # type: ignore[misc]
+    """The platform's form POST with ``id_token`` and ``state``: verify, log in, land on the target."""
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # a cross-site form POST by design; verified through state and nonce
+
+    async def post(self) -> None:
+        data = {
+            "id_token": self.get_body_argument("id_token", ""),
+            "state": self.get_body_argument("state", ""),
+        }
+        user = await self.login_user(data)
+        if user is None:
+            raise HTTPError(403, "This launch is valid, but the hub does not allow this user to log in.")
+        self.clear_cookie(STATE_NAME, path=self.hub.base_url)
+        self.redirect(getattr(self, TARGET_ATTR, None) or self.get_next_url(user))
+
+
+class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ignore[misc]
+    """LTI 1.3 with a platform registry, cached JWKS, allowed deployments, DB nonces, course groups."""
+
+    hubkit_provider = "lti"
+    login_service = "LTI 1.3"
+
+    platforms = Dict(
+        config=True,
+        help="""Registered LMS platforms: ``{issuer: {"client_ids": [...], "authorize_url": ...,
+        "jwks_url": ..., "deployment_ids": [...]}}``. A launch must come from a listed issuer, be meant
+        for one of its client ids and name one of its deployment ids (``"*"`` allows any deployment).
+        The upstream single-platform settings (``issuer``, ``client_id``, ``authorize_url``,
+        ``jwks_endpoint``) still work and add one more platform, which then needs ``deployment_ids``.""",
+    )
+    deployment_ids = List(
+        Unicode(),
+        config=True,
+        help="Allowed deployment ids of the platform configured with the upstream ``issuer`` setting.",
+    )
+    jwks_cache_seconds = Int(
+        300, config=True, help="How long a platform's JWKS is reused before it is fetched again."
+    )
+    id_token_max_age = Int(
+        600, config=True, help="Oldest ``iat`` (seconds) an id_token may have; older launches are refused."
+    )
+    state_max_age = Int(
+        600, config=True, help="Seconds between login initiation and launch before it expires."
+    )
+    state_cookie_required = TBool(
+        True,
+        config=True,
+        help="""Require the state cookie set at login initiation to come back with the launch, which
+        ties a launch to the browser that started it (login CSRF protection). Browsers that block
+        third-party cookies drop it when the hub runs inside an LMS iframe: turn this off there (the
+        signed state and the one-time nonce still apply) or launch in a new window.""",
+    )
+
+    @default("username_key")
+    def _default_username_key(self) -> str:
+        return "sub"
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        return [
+            ("/lti13/oauth_login", HubKitLTI13LoginHandler),
+            ("/lti13/oauth_callback", HubKitLTI13CallbackHandler),
+            ("/lti13/config", LTI13ConfigHandler),
+        ]
+
+    # --- registry -------------------------------------------------------------------------------
+
+    def registry(self) -> dict[str, Platform]:
+        found = {iss: Platform.from_config(iss, entry) for iss, entry in self.platforms.items()}
+        if self.issuer and self.issuer not in found:
+            found[self.issuer] = Platform(
+                self.issuer,
+                tuple(self.client_id),
+                self.authorize_url,
+                self.jwks_endpoint,
+                tuple(self.deployment_ids),
+            )
+        return found
+
+    @property
+    def jwks(self) -> JWKSCache:
+        cache = getattr(self, "_jwks_cache", None)
+        if cache is None:
+            cache = self._jwks_cache = JWKSCache(max_age=float(self.jwks_cache_seconds))
+        return cache
+
+    # --- login initiation -----------------------------------------------------------------------
+
+    def login_redirect(self, handler: Any, args: dict[str, str]) -> str:
+        context = f"iss={args['iss'][:100]!r}, client_id={args['client_id'][:64]!r}"
+        try:
+            return self._login_redirect(handler, args)
+        except LaunchRejected as e:
+            raise self.reject(handler, e, context) from e
+
+    def _login_redirect(self, handler: Any, args: dict[str, str]) -> str:
+        if not args["iss"] or not args["login_hint"] or not args["target_link_uri"]:
+            raise LaunchRejected("The login initiation lacks iss, login_hint or target_link_uri.")
+        platform = self.registry().get(args["iss"])
+        if platform is None:
+            raise LaunchRejected("The launch comes from an LMS (issuer) this hub does not know.", 401)
+        client_id = args["client_id"] or (platform.client_ids[0] if len(platform.client_ids) == 1 else "")
+        if client_id not in platform.client_ids:
+            raise LaunchRejected("The launch names a client id this hub is not registered under.", 401)
+        if args["lti_deployment_id"]:
+            platform.check_deployment(args["lti_deployment_id"])
+        if urlsplit(args["target_link_uri"]).netloc not in ("", handler.request.host):
+            raise LaunchRejected("The launch's target link points to another site, not this hub.")
+        nonce, bind = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+        payload = {"iss": platform.issuer, "client_id": client_id, "nonce": nonce, "bind": bind}
+        state = handler.create_signed_value(STATE_NAME, json.dumps(payload)).decode()
+        handler._set_cookie(STATE_NAME, bind, encrypted=True, path=handler.hub.base_url)
+        query = {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "client_id": client_id,
+            "redirect_uri": self._callback(handler),
+            "login_hint": args["login_hint"],
+            "state": state,
+            "nonce": nonce,
+        }
+        if args["lti_message_hint"]:
+            query["lti_message_hint"] = args["lti_message_hint"]
+        separator = "&" if "?" in platform.authorize_url else "?"
+        return f"{platform.authorize_url}{separator}{urlencode(query)}"
+
+    def _callback(self, handler: Any) -> str:
+        scheme = self.get_uri_scheme(handler.request)
+        # Derived from login_url so a composed (URL-prefixed) authenticator gets its own callback.
+        callback = self.login_url(handler.hub.base_url).rsplit("/", 1)[0] + "/oauth_callback"
+        return f"{scheme}://{handler.request.host}{callback}"
+
+    # --- launch ---------------------------------------------------------------------------------
+
+    def _state(self, handler: Any, state: str) -> dict[str, Any]:
+        secret = handler.application.settings["cookie_secret"]
+        raw = decode_signed_value(secret, STATE_NAME, state, max_age_days=self.state_max_age / 86400)
+        if raw is None:
+            raise LaunchRejected("The login attempt expired or was altered; launch again from the LMS.")
+        payload: dict[str, Any] = json.loads(raw)
+        if self.state_cookie_required:
+            cookie = handler.get_secure_cookie(STATE_NAME, max_age_days=self.state_max_age / 86400)
+            if cookie is None or cookie.decode() != payload["bind"]:
+                raise LaunchRejected(
+                    "This browser did not start this launch (state cookie missing); "
+                    "launch again from the LMS."
+                )
+        return payload
+
+    async def authenticate(self, handler: Any, data: Any = None) -> dict[str, Any]:
+        data = data or {}
+        context = "iss=?"
+        try:
+            if len(data.get("id_token", "")) > 4 * int(self.max_parameter_length) or not data.get("id_token"):
+                raise LaunchRejected("The launch carries no id_token or one that is too large.", 413)
+            state = self._state(handler, data.get("state", ""))
+            context = f"iss={state['iss'][:100]!r}, client_id={state['client_id'][:64]!r}"
+            platform = self.registry().get(state["iss"])
+            if platform is None:
+                raise LaunchRejected("The launch comes from an LMS (issuer) this hub no longer knows.", 401)
+            key = await self.jwks.key(platform.jwks_url, unverified_header(data["id_token"]).get("kid"))
+            claims = verify_id_token(
+                data["id_token"], key, platform, state["nonce"], float(self.id_token_max_age)
+            )
+            context += f", sub={str(claims['sub'])[:64]!r}"
+            nonce = (f"lti13:{platform.issuer}", str(state["nonce"]), 2.0 * self.state_max_age)
+            return await self._auth_model(handler, platform, claims, nonce)
+        except NonceReused as e:
+            replay = LaunchRejected("This launch was already used; launch again from the LMS.", 401)
+            raise self.reject(handler, replay, context) from e
+        except LaunchRejected as e:
+            raise self.reject(handler, e, context) from e
+        except HubKitAuthError as e:
+            raise self.reject(handler, LaunchRejected(str(e), 403), context) from e
+
+    async def _auth_model(
+        self, handler: Any, platform: Platform, claims: dict[str, Any], nonce: tuple[str, str, float]
+    ) -> dict[str, Any]:
+        limits = self.launch_limits()
+        user_id = check_user_id(str(claims["sub"]))
+        custom = {str(k): str(v) for k, v in (claims.get(CUSTOM) or {}).items()}
+        key_name = self.username_key or "sub"
+        raw_name = (
+            custom.get(key_name.removeprefix("custom_"))
+            if key_name.startswith("custom_")
+            else claims.get(key_name)
+        )
+        username = self.normalize_username(check_username(str(raw_name or user_id), limits))
+        target = launch_target(target_request(custom), handler.base_url, self.allowed_git_hosts)
+        context = claims.get(CONTEXT) or {}
+        groups = course_groups(str(context.get("id") or ""), [str(r) for r in claims.get(ROLES) or []])
+        identity = await self.hubkit_identity(f"lti:{platform.issuer}:{user_id}", username, nonce=nonce)
+        setattr(handler, TARGET_ATTR, target)
+        return {
+            "name": username,
+            "groups": groups,
+            "auth_state": self.hubkit_auth_state(identity, {"lti13": claims, "lti_issuer": platform.issuer}),
+        }

@@ -1,0 +1,35 @@
+"""Tornado handlers for LTI launches: cross-site POSTs that log in and land on the requested target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ltiauthenticator.lti11.handlers import LTI11AuthenticateHandler  # type: ignore[import-untyped]
+from tornado.web import HTTPError
+
+TARGET_ATTR = "_hubkit_launch_target"
+
+
+class IframeCookieMixin:
+    """Give login cookies ``SameSite=None; Secure`` when the authenticator is set up for LMS iframes."""
+
+    authenticator: Any
+
+    def set_cookie(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        # Every cookie of the launch response (session, hub login, _xsrf) must work in a third-party
+        # iframe, including the _xsrf cookie JupyterHub sets without going through _set_cookie.
+        if getattr(self.authenticator, "iframe_cookies", False):
+            kwargs = {k: v for k, v in kwargs.items() if k.lower() not in ("samesite", "secure")}
+            kwargs.update(samesite="None", secure=True)
+        super().set_cookie(name, value, *args, **kwargs)  # type: ignore[misc]
+
+
+class HubKitLTI11LaunchHandler(IframeCookieMixin, LTI11AuthenticateHandler):  # type: ignore[misc]
+    """``POST /hub/lti/launch``: validate, log in, redirect to the notebook / nbgitpuller target."""
+
+    async def post(self) -> None:
+        user = await self.login_user()
+        if user is None:
+            raise HTTPError(403, "This launch is valid, but the hub does not allow this user to log in.")
+        target = getattr(self, TARGET_ATTR, None) or self.get_next_url(user)
+        self.redirect(target)

@@ -1,0 +1,108 @@
+"""HubKit's CILogon authenticator against the fake OIDC provider: verified id_token, claim groups."""
+
+from __future__ import annotations
+
+import html
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hubkit.auth import home_name
+from hubkit_testing.fake_oidc import FakeOIDC, OIDCPerson
+from hubkit_testing.hub import Hub
+
+UNIVERSITY_IDP = "https://idp.hubkit-university.test"  # as configured by the cilogon_hub fixture
+
+
+def person(
+    local: str, idp: str = UNIVERSITY_IDP, groups: list[str] | None = None, domain: str = ""
+) -> OIDCPerson:
+    sub = f"http://cilogon.org/serverA/users/{uuid.uuid4().int % 10**8}"
+    return OIDCPerson(sub, idp, f"{local}@{domain or 'hubkit-university.test'}", groups or [])
+
+
+async def sign_in(hub: Hub, op: FakeOIDC, who: OIDCPerson) -> httpx.Response:
+    op.people[who.sub] = who
+    op.sign_in(who.sub)
+    async with hub.client() as client:
+        r = await client.get("/hub/oauth_login")
+        assert r.status_code == 302, r.text
+        assert "selected_idp=" in r.headers["location"]
+        async with httpx.AsyncClient() as to_op:
+            approved = await to_op.get(r.headers["location"])
+        assert approved.status_code == 302, approved.text
+        back = urlsplit(approved.headers["location"])
+        return await client.get(f"{back.path}?{back.query}")
+
+
+@pytest.fixture
+def overrides(oidc: FakeOIDC) -> Iterator[FakeOIDC]:
+    try:
+        yield oidc
+    finally:
+        oidc.id_token_overrides = {}
+        oidc.signing_key = None
+
+
+async def test_a_university_member_gets_identity_groups_and_admin(cilogon_hub: Hub, oidc: FakeOIDC) -> None:
+    ada = person("ada", groups=["physics", "hubkit-admins"])
+    r = await sign_in(cilogon_hub, oidc, ada)
+    assert r.status_code == 302, r.text
+    model = await cilogon_hub.api("GET", "/users/ada")
+    assert sorted(model["groups"]) == ["cilogon:hubkit-admins", "cilogon:physics"]
+    assert model["admin"] is True
+    block = model["auth_state"]["hubkit"]
+    assert block["key"] == f"cilogon:{ada.sub}"
+    assert block["home"] == home_name(block["key"])
+    assert 3003000 <= block["uid"] <= 3003999
+
+
+async def test_per_idp_username_derivation_and_domains(cilogon_hub: Hub, oidc: FakeOIDC) -> None:
+    gh_idp = "http://github.com/login/oauth/authorize"
+    gus = person("gus", gh_idp, domain="example.org")
+    assert (await sign_in(cilogon_hub, oidc, gus)).status_code == 302
+    await cilogon_hub.api("GET", "/users/gh:gus@example.org")
+    eve = person("eve", gh_idp, domain="elsewhere.net")
+    r = await sign_in(cilogon_hub, oidc, eve)
+    assert r.status_code == 403
+    await cilogon_hub.api("GET", "/users/gh:eve@elsewhere.net", expect=404)
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "sentence"),
+    [
+        ("unknown-idp", 403, "is not pre-configured"),
+        ("forged", 403, "could not be verified (InvalidSignatureError)"),
+        ("wrong-audience", 403, "could not be verified (InvalidAudienceError)"),
+        ("expired", 403, "could not be verified (ExpiredSignatureError)"),
+        ("subject-swap", 403, "subject mismatch"),
+        ("dotdot-name", 400, "contains '/', '\\' or '..'"),
+        ("long-name", 400, "1 to 128 characters"),
+    ],
+)
+async def test_bad_sign_ins_are_refused_and_create_nobody(
+    cilogon_hub: Hub, overrides: FakeOIDC, case: str, status: int, sentence: str
+) -> None:
+    local = {"dotdot-name": "..evil", "long-name": "x" * 300}.get(case, f"victim-{case}")
+    who = person(local, idp="https://unknown-idp.example" if case == "unknown-idp" else UNIVERSITY_IDP)
+    if case == "forged":
+        overrides.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif case == "wrong-audience":
+        overrides.id_token_overrides = {"aud": "another-client"}
+    elif case == "expired":
+        overrides.id_token_overrides = {"iat": 1_700_000_000, "exp": 1_700_000_600}
+    elif case == "subject-swap":
+        overrides.id_token_overrides = {"sub": "http://cilogon.org/serverA/users/someone-else"}
+    before = {u["name"] for u in await cilogon_hub.api("GET", "/users")}
+    r = await sign_in(cilogon_hub, overrides, who)
+    assert r.status_code == status, r.text
+    assert sentence in html.unescape(r.text)
+    assert {u["name"] for u in await cilogon_hub.api("GET", "/users")} == before
+    log = cilogon_hub.log_path.read_text()
+    assert (
+        "is not pre-configured" in log if case == "unknown-idp" else f"CILogon login of '{local[:20]}" in log
+    )

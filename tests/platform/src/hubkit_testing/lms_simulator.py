@@ -1,0 +1,412 @@
+"""An honest LMS on loopback: real LTI 1.1 signed launches and LTI 1.3 OIDC launches with its own key.
+
+- LTI 1.1: launch parameters signed with OAuth 1.0a HMAC-SHA1 by oauthlib's client (body signature),
+  exactly as Canvas or Moodle sign them; tests can also ask for forged/stale variants.
+- LTI 1.3: the platform side of OIDC third-party login: the page POSTs a login initiation to the tool,
+  ``/lti13/authorize`` checks the tool's auth request (client id, registered redirect URI, nonce, state)
+  and answers with an auto-submitting form carrying an RS256 ``id_token`` signed with the simulator's own
+  RSA key, published at ``/jwks``.
+- ``/`` is a page with buttons "launch as student / instructor of a sample course, LTI 1.1 and 1.3".
+
+``start_dev_lms`` and ``dev_hub_config`` are what ``make dev`` uses.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from oauthlib.oauth1 import Client  # type: ignore[import-untyped]
+
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+ROLES_11 = {
+    "student": "Learner",
+    "instructor": "Instructor",
+    "ta": "urn:lti:role:ims/lis/TeachingAssistant",
+}
+ROLES_13 = {
+    "student": "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner",
+    "instructor": "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor",
+    "ta": "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant",
+}
+
+
+@dataclass(frozen=True)
+class Course:
+    context_id: str = "sample-course-101"
+    title: str = "Sample Course 101"
+    label: str = "SC101"
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: str
+    name: str
+    role: str = "student"  # student | instructor | ta
+
+    @property
+    def email(self) -> str:
+        return f"{self.user_id}@lms.hubkit.test"
+
+
+SAMPLE_PEOPLE = {
+    "student": Person("student-0001", "Sam Student", "student"),
+    "instructor": Person("instructor-0001", "Ida Instructor", "instructor"),
+}
+
+
+@dataclass
+class LMSConfig:
+    """Where the tool (the hub) is and how it is registered in this LMS."""
+
+    hub_url: str
+    consumer_key: str = "hubkit-test"
+    consumer_secret: str = "hubkit-test-secret"
+    lti11_launch_path: str = "/hub/lti/launch"
+    lti13_login_path: str = "/hub/lti13/oauth_login"
+    lti13_redirect_path: str = "/hub/lti13/oauth_callback"
+    client_id: str = "hubkit-client-1"
+    deployment_id: str = "deployment-1"
+    custom: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def lti11_launch_url(self) -> str:
+        return self.hub_url.rstrip("/") + self.lti11_launch_path
+
+    @property
+    def lti13_login_url(self) -> str:
+        return self.hub_url.rstrip("/") + self.lti13_login_path
+
+    @property
+    def lti13_redirect_url(self) -> str:
+        return self.hub_url.rstrip("/") + self.lti13_redirect_path
+
+
+@dataclass(frozen=True)
+class Launch11Options:
+    """Knobs for hostile LTI 1.1 launches; the defaults give an honest, freshly signed launch."""
+
+    timestamp: int | None = None
+    nonce: str | None = None
+    secret: str | None = None
+    consumer_key: str | None = None
+    url: str | None = None
+
+
+class LMSSimulator:
+    """One simulated LMS platform serving HTTP on 127.0.0.1 in a background thread."""
+
+    def __init__(self, config: LMSConfig, port: int = 0, course: Course | None = None) -> None:
+        self.config = config
+        self.course = course or Course()
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "lms-" + secrets.token_hex(4)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._thread: threading.Thread | None = None
+        self.issued: list[dict[str, Any]] = []
+        self.jwks_requests = 0
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return self.url
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/jwks"
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.url}/lti13/authorize"
+
+    def start(self) -> LMSSimulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="lms-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> LMSSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- LTI 1.1 ----------------------------------------------------------------------------------
+
+    def lti11_params(
+        self,
+        person: Person,
+        course: Course | None = None,
+        custom: dict[str, str] | None = None,
+        options: Launch11Options | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> dict[str, str]:
+        """The signed form fields of one LTI 1.1 launch of ``person`` into ``course``."""
+        course, opts = course or self.course, options or Launch11Options()
+        params = {
+            "lti_message_type": "basic-lti-launch-request",
+            "lti_version": "LTI-1p0",
+            "resource_link_id": f"{course.context_id}-link-1",
+            "resource_link_title": "Open JupyterHub",
+            "context_id": course.context_id,
+            "context_title": course.title,
+            "context_label": course.label,
+            "user_id": person.user_id,
+            "roles": ROLES_11.get(person.role, person.role),
+            "lis_person_name_full": person.name,
+            "lis_person_contact_email_primary": person.email,
+            "tool_consumer_info_product_family_code": "hubkit-lms-simulator",
+            "launch_presentation_document_target": "iframe",
+        }
+        params |= {f"custom_{k}": v for k, v in {**self.config.custom, **(custom or {})}.items()}
+        params |= extra or {}
+        client = Client(
+            opts.consumer_key or self.config.consumer_key,
+            client_secret=opts.secret or self.config.consumer_secret,
+            signature_type="BODY",
+            nonce=opts.nonce or uuid.uuid4().hex,
+            timestamp=str(opts.timestamp if opts.timestamp is not None else int(time.time())),
+        )
+        _, _, body = client.sign(
+            opts.url or self.config.lti11_launch_url,
+            http_method="POST",
+            body=urlencode(params),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        return dict(parse_qsl(str(body), keep_blank_values=True))
+
+    # --- LTI 1.3 ----------------------------------------------------------------------------------
+
+    def jwks(self) -> dict[str, Any]:
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
+        return {"keys": [jwk | {"kid": self.kid, "alg": "RS256", "use": "sig"}]}
+
+    def id_token_claims(self, person: Person, nonce: str, course: Course | None = None) -> dict[str, Any]:
+        course, now = course or self.course, int(time.time())
+        return {
+            "iss": self.issuer,
+            "aud": self.config.client_id,
+            "azp": self.config.client_id,
+            "sub": person.user_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": nonce,
+            "name": person.name,
+            "email": person.email,
+            LTI + "message_type": "LtiResourceLinkRequest",
+            LTI + "version": "1.3.0",
+            LTI + "deployment_id": self.config.deployment_id,
+            LTI + "target_link_uri": self.config.hub_url.rstrip("/") + "/hub/",
+            LTI + "resource_link": {"id": f"{course.context_id}-link-1", "title": "Open JupyterHub"},
+            LTI + "roles": [ROLES_13.get(person.role, person.role)],
+            LTI + "context": {"id": course.context_id, "label": course.label, "title": course.title},
+            LTI + "custom": dict(self.config.custom),
+        }
+
+    def sign_id_token(
+        self, claims: dict[str, Any], key: rsa.RSAPrivateKey | None = None, kid: str | None = None
+    ) -> str:
+        return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+
+    def login_initiation(self, person: Person) -> dict[str, str]:
+        """The fields of the third-party login initiation the LMS sends to the tool."""
+        return {
+            "iss": self.issuer,
+            "login_hint": person.user_id,
+            "lti_message_hint": person.role,
+            "target_link_uri": self.config.hub_url.rstrip("/") + "/hub/",
+            "client_id": self.config.client_id,
+            "lti_deployment_id": self.config.deployment_id,
+        }
+
+    def authorize(self, query: dict[str, str]) -> tuple[int, str]:
+        """Answer the tool's OIDC auth request: an auto-submitting form with the id_token, or an error."""
+        required = ("scope", "response_type", "client_id", "redirect_uri", "login_hint", "state", "nonce")
+        missing = [name for name in required if not query.get(name)]
+        if missing:
+            return 400, f"The auth request lacks {', '.join(missing)}."
+        if query["client_id"] != self.config.client_id:
+            return 400, "Unknown client_id."
+        if query["redirect_uri"] != self.config.lti13_redirect_url:
+            return 400, "The redirect_uri is not registered for this tool."
+        if "openid" not in query["scope"].split() or query["response_type"] != "id_token":
+            return 400, "Only scope=openid with response_type=id_token is supported."
+        role = query.get("lti_message_hint") or "student"
+        person = Person(query["login_hint"], f"User {query['login_hint']}", role)
+        claims = self.id_token_claims(person, query["nonce"])
+        self.issued.append(claims)
+        fields = {"id_token": self.sign_id_token(claims), "state": query["state"]}
+        return 200, auto_submit_form(query["redirect_uri"], fields)
+
+    # --- pages ------------------------------------------------------------------------------------
+
+    def index_page(self) -> str:
+        buttons = "".join(
+            f'<p><a class="button" href="/launch/{v}/{r}">Launch as {r} of {html.escape(self.course.title)} '
+            f"(LTI {'1.1' if v == '11' else '1.3'})</a></p>"
+            for v in ("11", "13")
+            for r in ("student", "instructor")
+        )
+        return (
+            "<!doctype html><html><head><title>HubKit LMS simulator</title></head><body>"
+            f"<h1>HubKit LMS simulator</h1><p>Tool: {html.escape(self.config.hub_url)}</p>"
+            f"{buttons}</body></html>"
+        )
+
+    def launch_page(self, version: str, role: str) -> tuple[int, str]:
+        person = SAMPLE_PEOPLE.get(role)
+        if person is None:
+            return 404, "No such sample person."
+        if version == "11":
+            return 200, auto_submit_form(self.config.lti11_launch_url, self.lti11_params(person))
+        if version == "13":
+            return 200, auto_submit_form(self.config.lti13_login_url, self.login_initiation(person))
+        return 404, "No such LTI version."
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form" and not self.action:
+            self.action = values.get("action", "")
+        elif tag == "input" and values.get("name"):
+            self.fields[values["name"]] = values.get("value", "")
+
+
+def parse_form(page: str) -> tuple[str, dict[str, str]]:
+    """The action and fields of the first form of an auto-submitting page (what a browser would POST)."""
+    parser = _FormParser()
+    parser.feed(page)
+    return parser.action, parser.fields
+
+
+def auto_submit_form(action: str, fields: dict[str, str]) -> str:
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in fields.items()
+    )
+    return (
+        '<!doctype html><html><body onload="document.forms[0].submit()">'
+        f'<form method="post" action="{html.escape(action)}">{inputs}'
+        '<noscript><button type="submit">Continue</button></noscript></form></body></html>'
+    )
+
+
+def _handler_for(lms: LMSSimulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read results, not logs
+            return
+
+        def _send(self, status: int, body: str, content_type: str = "text/html; charset=utf-8") -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _route(self, query: dict[str, str]) -> None:
+            path = urlsplit(self.path).path
+            parts = [p for p in path.split("/") if p]
+            if path == "/":
+                self._send(200, lms.index_page())
+            elif path == "/jwks":
+                lms.jwks_requests += 1
+                self._send(200, json.dumps(lms.jwks()), "application/json")
+            elif path == "/lti13/authorize":
+                self._send(*lms.authorize(query))
+            elif len(parts) == 3 and parts[0] == "launch":
+                self._send(*lms.launch_page(parts[1], parts[2]))
+            else:
+                self._send(404, "Not found.")
+
+        def do_GET(self) -> None:
+            self._route(dict(parse_qsl(urlsplit(self.path).query)))
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            self._route(dict(parse_qsl(urlsplit(self.path).query)) | form)
+
+    return Handler
+
+
+# --- make dev ------------------------------------------------------------------------------------
+
+DEV_CONSUMER_KEY = "hubkit-dev"
+DEV_CONSUMER_SECRET = "hubkit-dev-secret"
+
+
+def start_dev_lms(hub_url: str = "http://127.0.0.1:8000", port: int = 8001) -> LMSSimulator:
+    """Start the simulator for ``make dev`` at http://127.0.0.1:<port> against ``hub_url``."""
+    config = LMSConfig(
+        hub_url=hub_url,
+        consumer_key=DEV_CONSUMER_KEY,
+        consumer_secret=DEV_CONSUMER_SECRET,
+        client_id="hubkit-dev-client",
+        deployment_id="hubkit-dev-deployment",
+    )
+    return LMSSimulator(config, port=port).start()
+
+
+def dev_hub_env() -> dict[str, str]:
+    """Environment the dev hub needs: a crypt key, since the identity lives in encrypted auth_state."""
+    return {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
+
+
+def dev_hub_config(lms: LMSSimulator) -> str:
+    """Hub config for ``make dev``: LTI 1.1 + 1.3 launches from ``lms`` and a local ``admin`` login.
+
+    LTI users are named ``lti:<LMS user id>``; the admin logs in at /hub/local/login (password "hubkit").
+    """
+    platform = {
+        lms.issuer: {
+            "client_ids": [lms.config.client_id],
+            "authorize_url": lms.authorize_url,
+            "jwks_url": lms.jwks_url,
+            "deployment_ids": [lms.config.deployment_id],
+        }
+    }
+    consumers = {lms.config.consumer_key: lms.config.consumer_secret}
+    return f"""
+# make dev: LTI launches from the LMS simulator at {lms.url}, plus a local "admin" (password "hubkit").
+c.JupyterHub.authenticator_class = "hubkit-multi"
+c.Authenticator.enable_auth_state = True
+c.Authenticator.admin_users = {{"admin"}}
+c.HubKitMultiAuthenticator.authenticators = [
+    {{"authenticator_class": "hubkit-lti11", "url_prefix": "", "username_prefix": "lti:",
+      "label": "Sample course (LTI 1.1)", "config": {{"consumers": {consumers!r}}}}},
+    {{"authenticator_class": "hubkit-lti13", "url_prefix": "", "username_prefix": "lti13:",
+      "label": "Sample course (LTI 1.3)", "config": {{"platforms": {platform!r}}}}},
+    {{"authenticator_class": "dummy", "url_prefix": "local", "username_prefix": "", "label": "Local admin",
+      "config": {{"password": "hubkit", "allowed_users": {{"admin"}}, "allow_all": False}}}},
+]
+"""
