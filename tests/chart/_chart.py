@@ -1,0 +1,130 @@
+"""Rendering the HubKit chart with the real helm, and applying what it renders to the real API server."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hubkit_testing.controlplane import ControlPlane
+from hubkit_testing.tools import REPO_ROOT, go_tool
+
+CHART = REPO_ROOT / "helm" / "hubkit"
+EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
+CLUSTER_SCOPED = {"Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([go_tool("helm"), *args], capture_output=True, text=True, timeout=120)
+
+
+def chart_without_dependencies(workdir: Path) -> Path:
+    """A copy of the chart minus `dependencies` (zero-to-jupyterhub cannot be downloaded here)."""
+    copy = workdir / "hubkit"
+    shutil.copytree(CHART, copy)
+    meta = yaml.safe_load((copy / "Chart.yaml").read_text())
+    meta.pop("dependencies", None)
+    (copy / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    return copy
+
+
+def example_values(example: Path) -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load(example.read_text())
+    return values
+
+
+def release_namespace(example: Path) -> str:
+    """The hub's namespace (where its user pods run), else hubkit-system for the cluster-wide release."""
+    config = example_values(example).get("jupyterhub", {}).get("hub", {}).get("config", {})
+    return str(config.get("HubKitSpawner", {}).get("namespace", "hubkit-system"))
+
+
+def render(chart: Path, example: Path, namespace: str, *extra: str) -> list[dict[str, Any]]:
+    result = helm("template", "hubkit", str(chart), "--namespace", namespace, "-f", str(example), *extra)
+    assert result.returncode == 0, f"helm template {example.name} failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    for obj in objects:
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    have = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    raise AssertionError(f"no {kind} {name} rendered; have {have}")
+
+
+def collection_path(cp: ControlPlane, obj: dict[str, Any]) -> str:
+    """The REST collection of an object, found through API discovery."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    resources = cp.request("GET", base)["resources"]
+    plural = next(r["name"] for r in resources if r["kind"] == obj["kind"] and "/" not in r["name"])
+    if obj["kind"] in CLUSTER_SCOPED:
+        return f"{base}/{plural}"
+    return f"{base}/namespaces/{obj['metadata']['namespace']}/{plural}"
+
+
+def delete_namespaces(cp: ControlPlane, names: list[str], timeout: float = 60) -> None:
+    """Delete and wait until they are gone: later tests reuse the examples' fixed namespace names."""
+    for name in names:
+        cp.delete_namespace(name)
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while True:
+            try:
+                cp.request("GET", f"/api/v1/namespaces/{name}")
+            except urllib.error.HTTPError as e:
+                if e.code == 404:
+                    break
+                raise
+            assert time.monotonic() < deadline, f"namespace {name} still exists after {timeout:.0f} s"
+            time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: str
+    namespace: str
+    name: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}: {self.message}"
+
+
+def post(cp: ControlPlane, obj: dict[str, Any], *, dry_run: bool = True) -> Failure | None:
+    """POST one object (server-side dry run by default); the API server's message on refusal."""
+    meta = obj["metadata"]
+    path = collection_path(cp, obj) + ("?dryRun=All&fieldValidation=Strict" if dry_run else "")
+    try:
+        cp.request("POST", path, obj)
+    except urllib.error.HTTPError as e:
+        body = e.read().decode(errors="replace")
+        try:
+            message = str(yaml.safe_load(body).get("message", body))
+        except yaml.YAMLError:
+            message = body
+        return Failure(obj["kind"], meta.get("namespace", ""), meta["name"], f"HTTP {e.code}: {message}")
+    return None
+
+
+def pod_from_template(workload: dict[str, Any]) -> dict[str, Any]:
+    """A workload's pod template as a Pod: PodSecurity admission judges Pods, not Deployments."""
+    template = workload["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{workload['metadata']['name']}-template-check",
+            "namespace": workload["metadata"]["namespace"],
+            "labels": template["metadata"].get("labels", {}),
+        },
+        "spec": template["spec"],
+    }
