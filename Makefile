@@ -28,6 +28,9 @@ lint: $(NOX)  ## ruff + mypy (strict on packages/*/src)
 bench: $(NOX) ## all benchmarks in bench/, or one with NAME=<name>
 	$(NOX) -s bench -- $(NAME)
 
+chart: $(NOX) ## the Helm chart: helm lint/template of every example, dry-run apply to the hermetic API server
+	$(NOX) -s chart -- $(ARGS)
+
 platform: $(NOX) ## only build/install the platform's tools (Go binaries, Debian and npm packages)
 	$(NOX) -s platform
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import nox
@@ -25,10 +26,20 @@ def _sync(session: nox.Session, *groups: str) -> None:
 def _platform_tools(session: nox.Session) -> None:
     """Debian packages, configurable-http-proxy from npm, and the Go-built control plane."""
     session.run("bash", str(PLATFORM / "sysdeps.sh"), external=True)
-    session.run(
-        "npm", "ci", "--silent", "--no-audit", "--no-fund", "--prefix", str(PLATFORM / "npm"), external=True
-    )
+    _npm_install(session)
     session.run("bash", str(PLATFORM / "go" / "build.sh"), external=True, silent=True)
+
+
+def _npm_install(session: nox.Session) -> None:
+    """`npm ci` only when package-lock.json changed: it wipes node_modules first, which would pull
+    configurable-http-proxy from under a hub of another run (`make dev` next to `make test`)."""
+    npm = PLATFORM / "npm"
+    lock = hashlib.sha256((npm / "package-lock.json").read_bytes()).hexdigest()
+    stamp = npm / "node_modules" / ".hubkit-lock-sha256"
+    if stamp.is_file() and stamp.read_text() == lock:
+        return
+    session.run("npm", "ci", "--silent", "--no-audit", "--no-fund", "--prefix", str(npm), external=True)
+    stamp.write_text(lock)
 
 
 @nox.session(python=False)
@@ -43,6 +54,15 @@ def test(session: nox.Session) -> None:
     _platform_tools(session)
     _sync(session, "test")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def chart(session: nox.Session) -> None:
+    """The Helm chart (tests/chart): helm lint and template of every example, server-side dry run of every
+    object on the hermetic API server, the hub configuration files in a real JupyterHub."""
+    _platform_tools(session)
+    _sync(session, "test")
+    session.run("pytest", "tests/chart", *session.posargs)
 
 
 @nox.session

@@ -25,10 +25,11 @@ async def _wait_ready(client: httpx.AsyncClient, timeout: float = 120) -> None:
 
 
 async def test_dev_hub_spawns_with_hubkit_spawner_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()
+    port, lms_port = free_port(), free_port()
     log = (tmp_path / "dev.log").open("w+")
+    argv = ["--port", str(port), "--lms-port", str(lms_port), "--workdir", str(tmp_path / "dev")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hubkit_testing.dev", "--port", str(port), "--workdir", str(tmp_path / "dev")],
+        [sys.executable, "-m", "hubkit_testing.dev", *argv],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -41,27 +42,31 @@ async def test_dev_hub_spawns_with_hubkit_spawner_and_stops_cleanly(tmp_path: Pa
         banner = (tmp_path / "dev.log").read_text()
         assert f"http://127.0.0.1:{port}" in banner
         assert 'password "hubkit"' in banner
+        assert f"http://127.0.0.1:{lms_port}" in banner
+        assert 'consumer key "hubkit-dev", secret "hubkit-dev-secret"' in banner
 
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", follow_redirects=True, timeout=30
         ) as c:
-            await c.get("/hub/login")
+            await c.get("/hub/local/login")
             r = await c.post(
-                "/hub/login",
-                data={"username": "dave", "password": "hubkit", "_xsrf": c.cookies.get("_xsrf", "")},
+                "/hub/local/login",
+                data={"username": "admin", "password": "hubkit", "_xsrf": c.cookies.get("_xsrf", "")},
             )
             assert r.status_code == 200
             await _wait_ready(c)
             spawner = (tmp_path / "dev" / "hub" / "jupyterhub.log").read_text()
-            assert "HubKitSpawner" in spawner or "hubkit" in spawner
+            assert "Using Spawner: hubkit.spawner._spawner.HubKitSpawner" in spawner
+            lms_page = await c.get(f"http://127.0.0.1:{lms_port}/")
+            assert lms_page.status_code == 200
             # The logged-in user makes an API token (cookie + the hub's XSRF token), as on /hub/token.
             xsrf = next(ck.value for ck in c.cookies.jar if ck.name == "_xsrf" and ck.path.startswith("/hub"))
             made = await c.post(
-                "/hub/api/users/dave/tokens", json={"note": "dev test"}, headers={"X-XSRFToken": xsrf}
+                "/hub/api/users/admin/tokens", json={"note": "dev test"}, headers={"X-XSRFToken": xsrf}
             )
             assert made.status_code == 201, made.text
             auth = {"Authorization": f"token {made.json()['token']}"}
-            status = await c.get("/user/dave/api/status", headers=auth)
+            status = await c.get("/user/admin/api/status", headers=auth)
             assert status.status_code == 200, status.text
     finally:
         proc.send_signal(signal.SIGINT)

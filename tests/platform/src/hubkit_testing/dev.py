@@ -1,8 +1,9 @@
 """``make dev``: HubKit on the hermetic platform at http://127.0.0.1:8000 until Ctrl-C.
 
 Starts the control plane (etcd, API server, controller manager, scheduler, kwok nodes, the process
-kubelet), a namespace ``hubkit-dev`` and a JupyterHub whose HubKitSpawner spawns real single-user
-servers there. Everything is torn down on Ctrl-C (or SIGTERM).
+kubelet), a namespace ``hubkit-dev``, the LMS simulator at http://127.0.0.1:8001 and a JupyterHub
+(LTI 1.1 + 1.3 launches and a local admin login) whose HubKitSpawner spawns real single-user servers.
+Everything is torn down on Ctrl-C (or SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,23 +18,32 @@ from pathlib import Path
 from .controlplane import ControlPlane
 from .hub import Hub, HubOptions
 from .kubespawner_config import kubespawner_config
+from .lms_simulator import (
+    DEV_CONSUMER_KEY,
+    DEV_CONSUMER_SECRET,
+    LMSSimulator,
+    dev_hub_config,
+    dev_hub_env,
+    start_dev_lms,
+)
 from .processes import PlatformError, port_is_open
 
 DEV_CONFIG = """
-# make dev: log in with any username and the password "hubkit"; "admin" is an admin.
-c.Authenticator.admin_users = {"admin"}
 c.JupyterHub.spawner_class = "hubkit"
-# The local password login carries no HubKit identity block: run such users as a fixed uid.
+# The local admin login carries no HubKit identity block: run such users as a fixed uid.
 c.HubKitSpawner.identity_fallback = "fixed"
 """
 
 
-def banner(hub: Hub, cp: ControlPlane, namespace: str) -> str:
+def banner(hub: Hub, cp: ControlPlane, namespace: str, lms: LMSSimulator) -> str:
     return f"""
 HubKit is running.
 
   Open      {hub.url}
-  Log in    any username, password "hubkit" (user "admin" is a hub admin)
+  Students  {lms.url}  (LMS simulator: launch as student or instructor of a sample course,
+            LTI 1.1 or 1.3; LTI 1.1 consumer key "{DEV_CONSUMER_KEY}", secret "{DEV_CONSUMER_SECRET}",
+            launch URL {hub.url}/hub/lti/launch)
+  Admin     {hub.url}/hub/local/login  (user "admin", password "hubkit")
   Servers   run as real processes in pods of namespace {namespace!r}
   kubectl   KUBECONFIG={cp.admin_kubeconfig}  (API server {cp.server})
   Logs      {cp.workdir / "logs"}, {hub.log_path}
@@ -45,10 +55,12 @@ Press Ctrl-C to stop everything.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=8000, help="public port of the hub (default 8000)")
+    parser.add_argument("--lms-port", type=int, default=8001, help="port of the LMS simulator (default 8001)")
     parser.add_argument("--workdir", type=Path, help="state directory (default: a new temporary one)")
     args = parser.parse_args()
-    if port_is_open("127.0.0.1", args.port):
-        sys.exit(f"Port {args.port} is already in use; stop what uses it or pass --port.")
+    for port, flag in ((args.port, "--port"), (args.lms_port, "--lms-port")):
+        if port_is_open("127.0.0.1", port):
+            sys.exit(f"Port {port} is already in use; stop what uses it or pass {flag}.")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hubkit-dev-"))
 
     stop = threading.Event()
@@ -58,20 +70,22 @@ def main() -> None:
     print(f"Starting the Kubernetes control plane in {workdir} ...", flush=True)
     cp = ControlPlane(workdir / "k8s")
     hub: Hub | None = None
+    lms: LMSSimulator | None = None
     try:
         cp.start()
+        lms = start_dev_lms(hub_url=f"http://127.0.0.1:{args.port}", port=args.lms_port)
         namespace = cp.create_namespace("hubkit-dev")
         print("Starting JupyterHub ...", flush=True)
         hub = Hub(
             HubOptions(
                 workdir=workdir / "hub",
-                config=kubespawner_config(cp, namespace, "hubkit") + DEV_CONFIG,
+                config=kubespawner_config(cp, namespace, "hubkit") + DEV_CONFIG + dev_hub_config(lms),
                 hub_ip=cp.gateway,
                 port=args.port,
-                env={"KUBECONFIG": str(cp.admin_kubeconfig)},
+                env={"KUBECONFIG": str(cp.admin_kubeconfig), **dev_hub_env()},
             )
         ).start()
-        print(banner(hub, cp, namespace), flush=True)
+        print(banner(hub, cp, namespace, lms), flush=True)
         stop.wait()
     except PlatformError as e:
         print(f"make dev could not start: {e}", file=sys.stderr)
@@ -80,6 +94,8 @@ def main() -> None:
         print("Stopping ...", flush=True)
         if hub is not None:
             hub.stop()
+        if lms is not None:
+            lms.stop()
         cp.stop()
         print("Stopped; nothing is left running.", flush=True)
 
