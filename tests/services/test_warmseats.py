@@ -14,7 +14,7 @@ import pytest
 from _warmseat_fixtures import packing_scheduler, wait_for
 from prometheus_client import generate_latest
 
-from hubkit.services.prepuller.runtime import kube_client
+from hubkit.services.common.kube_runtime import kube_client
 from hubkit.services.warmseats import WarmSeatBroker, WarmSeatsSettings
 from hubkit.services.warmseats.metrics import WarmSeatsMetrics
 from hubkit.services.warmseats.storage import WarmSeatsStore

@@ -18,9 +18,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from .loopback_http import LoopbackHTTPServer
 
 
 @dataclass
@@ -67,23 +69,18 @@ class FakeGitHub:
         self._codes: dict[str, _Grant] = {}
         self._tokens: dict[str, _Grant] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackHTTPServer(_handler(self), "fake-github")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def start(self) -> FakeGitHub:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._http.stop()
 
     def sign_in(self, login: str) -> None:
         """The user whose browser session at GitHub approves the next authorization."""

@@ -13,16 +13,17 @@ import base64
 import hashlib
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from .loopback_http import LoopbackHTTPServer
 
 
 @dataclass
@@ -66,23 +67,18 @@ class FakeOIDC:
         self.signing_key: rsa.RSAPrivateKey | None = None  # sign with another key (forgery tests)
         self._codes: dict[str, _Grant] = {}
         self._tokens: dict[str, str] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackHTTPServer(_handler(self), "fake-oidc")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def start(self) -> FakeOIDC:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-oidc", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._http.stop()
 
     def sign_in(self, sub: str) -> None:
         self.signed_in = sub

@@ -16,12 +16,11 @@ from __future__ import annotations
 import html
 import json
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -29,6 +28,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from oauthlib.oauth1 import Client  # type: ignore[import-untyped]
+
+from .loopback_http import LoopbackHTTPServer
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 ROLES_11 = {
@@ -113,14 +114,13 @@ class LMSSimulator:
         self.course = course or Course()
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "lms-" + secrets.token_hex(4)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackHTTPServer(_handler_for(self), "lms-simulator", port)
         self.issued: list[dict[str, Any]] = []
         self.jwks_requests = 0
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._http.port
 
     @property
     def url(self) -> str:
@@ -139,15 +139,11 @@ class LMSSimulator:
         return f"{self.url}/lti13/authorize"
 
     def start(self) -> LMSSimulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lms-simulator", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._http.stop()
 
     def __enter__(self) -> LMSSimulator:
         return self.start()

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
 from hubkit.services.common import ServiceError, SettingsError, load_settings
+from hubkit.services.common.kube_runtime import StatusServer, kube_client, serve_until_signalled
 
 from .exceptions import PrepullerError
 from .metrics import PrepullerMetrics
-from .runtime import StatusServer, kube_client
 from .service import Prepuller
 from .settings import PrepullerSettings
 from .storage import PrepullerStore
@@ -28,17 +27,7 @@ async def run(settings: PrepullerSettings) -> None:
     prepuller = Prepuller(settings, store, PrepullerMetrics())
     server = StatusServer(prepuller.metrics.registry, prepuller.status, prepuller.health)
     server.start(settings.listen_host, settings.listen_port)
-    task = asyncio.create_task(prepuller.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    finally:
-        await server.stop()
-        await api.close()
+    await serve_until_signalled(prepuller.run(), server, api)
 
 
 def main(argv: list[str] | None = None) -> int:

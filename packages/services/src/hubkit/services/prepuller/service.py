@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from hubkit.services.common.kube_runtime import utcnow
 from hubkit.services.image_menu_contract import (
     HUB_LABEL,
     ImageEntry,
@@ -33,7 +34,6 @@ from .planning import (
     plan_nodes,
     since,
 )
-from .runtime import utcnow
 from .settings import PrepullerSettings
 from .storage import PrepullerStore
 

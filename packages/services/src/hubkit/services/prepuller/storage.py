@@ -9,11 +9,11 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from hubkit.services.common.kube_runtime import WatchCache
 from hubkit.services.image_menu_contract import MENU_LABEL
 
 from .builders import MANAGED_BY, priority_class
 from .exceptions import KubernetesError
-from .runtime import WatchCache
 from .settings import PrepullerSettings
 
 __all__ = ["PrepullerStore"]

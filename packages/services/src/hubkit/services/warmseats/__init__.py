@@ -6,14 +6,13 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
 
 import yaml
 
 from hubkit.services.common import ServiceError, SettingsError, load_settings
-from hubkit.services.prepuller.runtime import StatusServer, kube_client
+from hubkit.services.common.kube_runtime import StatusServer, kube_client, serve_until_signalled
 
 from .broker import WarmSeatBroker
 from .metrics import WarmSeatsMetrics
@@ -44,17 +43,7 @@ async def run(settings: WarmSeatsSettings) -> None:
     broker = WarmSeatBroker(settings, store, WarmSeatsMetrics())
     server = StatusServer(broker.metrics.registry, broker.status, broker.health)
     server.start(settings.listen_host, settings.listen_port)
-    task = asyncio.create_task(broker.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    finally:
-        await server.stop()
-        await api.close()
+    await serve_until_signalled(broker.run(), server, api)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from hubkit.services.prepuller.runtime import utcnow
+from hubkit.services.common.kube_runtime import utcnow
 
 from .builders import SIZE_LABEL, deployment_name, placeholder_deployment, size_of_pod_name
 from .calendar import parse_calendar
@@ -56,7 +56,7 @@ class WarmSeatBroker:
         self.arrival_log: dict[str, tuple[datetime, str, str]] = {}  # pod uid → (created, size, hub)
         self.seen_preemptions: set[str] = set()
         self.consumed: dict[tuple[str, str], int] = {}
-        self.consumed_victims: set[str] = set()
+        self.seat_takers: set[str] = set()
         self.events: tuple[ClassEvent, ...] = ()
         self.calendar_problems: tuple[str, ...] = ()
         self.calendar_text: str | None = None
@@ -137,11 +137,13 @@ class WarmSeatBroker:
             victim = (event.get("involvedObject") or event.get("regarding") or {}).get("name", "")
             size = size_of_pod_name(str(victim))
             related = event.get("related") or {}
-            # The scheduler may report one placeholder preempted twice (a retried preemption for
-            # another pod): a seat is consumed once, by the first pod that took it.
-            if size is None or not related or victim in self.consumed_victims:
+            # One user pod consumes one seat. The scheduler may preempt twice for the same pod (when
+            # another pod took the room it freed) or name one placeholder in two events: count the
+            # preempting pod once, with the size of the first placeholder it displaced.
+            preemptor = str(related.get("uid") or f"{related.get('namespace')}/{related.get('name')}")
+            if size is None or not related or preemptor in self.seat_takers:
                 continue
-            self.consumed_victims.add(str(victim))
+            self.seat_takers.add(preemptor)
             key = f"{related.get('namespace')}/{related.get('name')}"
             hub = self._hub_of(users[key]) if key in users else str(related.get("namespace"))
             self.consumed[(hub, size)] = self.consumed.get((hub, size), 0) + 1

@@ -8,8 +8,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from hubkit.services.common.kube_runtime import WatchCache
 from hubkit.services.prepuller.builders import priority_class
-from hubkit.services.prepuller.runtime import WatchCache
 
 from .builders import MANAGED_BY
 from .exceptions import KubernetesError

@@ -1,7 +1,7 @@
-"""Service plumbing shared by the prepuller and the warm-seat broker.
+"""Plumbing of the Kubernetes-facing services (the prepuller and the warm-seat broker).
 
-A Kubernetes client, list-then-watch caches of raw objects, and the small HTTP server for ``/health``,
-``/metrics`` and ``/status`` (``hubkit.services.common``'s server has no ``/status`` route).
+A Kubernetes client, list-then-watch caches of raw objects, the small HTTP server for ``/health``,
+``/metrics`` and ``/status``, and the run-until-signalled loop.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from tornado import httpserver, web
 
-__all__ = ["StatusServer", "WatchCache", "kube_client", "utcnow"]
+__all__ = ["StatusServer", "WatchCache", "kube_client", "serve_until_signalled", "utcnow"]
 
 log = logging.getLogger("hubkit.services")
 
@@ -180,3 +181,21 @@ class StatusServer:
         if self.server is not None:
             self.server.stop()
             await self.server.close_all_connections()
+
+
+async def serve_until_signalled(
+    work: Coroutine[Any, Any, None], server: StatusServer, api: client.ApiClient
+) -> None:
+    """Run a Kubernetes-facing service's loop until SIGTERM/SIGINT, then stop its status server and
+    close its API client (shared by ``hubkit-prepuller`` and ``hubkit-warmseats``)."""
+    task = asyncio.create_task(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await server.stop()
+        await api.close()
