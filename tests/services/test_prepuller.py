@@ -281,6 +281,12 @@ def test_full_image_list_and_a_broken_menu(
     try:
         pod = wait_for(lambda: pull_pods(control_plane, namespace).get((full, CPU_A)), 30, "pull of A")
         # The bare node lacks A and B, but pulls one image at a time (per_node_concurrency 1).
+        on_bare = wait_for(
+            lambda: [k for k in pull_pods(control_plane, namespace) if k[0] == bare],
+            30,
+            "a pull on the bare node",
+        )
+        time.sleep(1.5)  # a second concurrent pull would have appeared by now
         on_bare = [k for k in pull_pods(control_plane, namespace) if k[0] == bare]
         assert len(on_bare) == 1
         finish_pull(
