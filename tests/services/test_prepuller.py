@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _warmseat_fixtures import wait_for
 
 from hubkit.services.image_menu_contract import configmap_for, images_not_everywhere, menu_from_profile_list
 from hubkit.services.prepuller.builders import pull_pod_name
@@ -25,17 +26,6 @@ PATCH = "application/merge-patch+json"
 CPU_A = "registry.example.org/course/base:1"
 CPU_B = "registry.example.org/course/extra:2"
 GPU_G = "registry.example.org/course/torch:3"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached in {timeout:.0f} s; last: {last!r}")
 
 
 def add_node(cp: ControlPlane, spec: NodeSpec, images: list[str]) -> None:
