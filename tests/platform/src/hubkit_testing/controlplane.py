@@ -335,11 +335,13 @@ class ControlPlane:
             return dict(json.loads(r.read() or b"{}"))
 
     def wait_for_default_service_account(self, namespace: str, timeout: float = 30) -> None:
-        """Pods need the namespace's `default` ServiceAccount, which the controller manager creates."""
+        """Pods need the namespace's `default` ServiceAccount and `kube-root-ca.crt` ConfigMap (their
+        token volume projects it), both of which the controller manager creates."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 self.request("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default")
+                self.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/kube-root-ca.crt")
                 return
             except OSError:
                 time.sleep(0.1)

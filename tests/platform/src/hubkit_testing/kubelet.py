@@ -160,8 +160,20 @@ class Kubelet:
     async def read_object(self, kind: str, namespace: str, name: str) -> dict[str, bytes]:
         secret = kind.startswith("secret")
         plural = "secrets" if secret else "configmaps"
+        path = f"/api/v1/namespaces/{namespace}/{plural}/{name}"
         try:
-            obj = await self._as_node("GET", f"/api/v1/namespaces/{namespace}/{plural}/{name}")
+            # A kubelet keeps retrying a volume whose object does not exist yet (for example the
+            # kube-root-ca.crt ConfigMap the controller manager publishes into a new namespace).
+            for _ in range(100):
+                try:
+                    obj = await self._as_node("GET", path)
+                    break
+                except KubeError as e:
+                    if e.status != 404:
+                        raise
+                    await asyncio.sleep(0.2)
+            else:
+                obj = await self._as_node("GET", path)
         except KubeError as e:
             raise PodStartError(
                 "CreateContainerConfigError", f"{plural[:-1]} {name} could not be read: {e}"
