@@ -70,6 +70,18 @@ def lti11_hub(tmp_path_factory: pytest.TempPathFactory, lms: LMSSimulator) -> It
         hub.stop()
 
 
+@pytest.fixture
+def lti11_hub_factory(hub_factory: Callable[..., Hub], lms: LMSSimulator) -> Callable[[str], Hub]:
+    """Start a (test-scoped) LTI 1.1 hub with extra config; the simulator launches into the latest."""
+
+    def make(extra: str) -> Hub:
+        hub = hub_factory(config=lti11_config(extra), env=CRYPT_ENV)
+        lms.config.hub_url = hub.url
+        return hub
+
+    return make
+
+
 def lti13_platform(sim: LMSSimulator, jwks_url: str | None = None) -> dict[str, object]:
     return {
         "client_ids": [sim.config.client_id],

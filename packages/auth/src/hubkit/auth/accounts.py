@@ -14,6 +14,7 @@ from typing import Any
 from traitlets import Bool, Int, Tuple, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from . import first_groups
 from .exceptions import IdentityError
 from .identity import MAX_ID, MIN_ID, HubKitIdentity
 from .ledger import Admission, IdentityLedger, ledger_for
@@ -63,6 +64,17 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
     @default("manage_groups")
     def _default_manage_groups(self) -> bool:
         return True
+
+    async def run_post_auth_hook(self, handler: Any, auth_model: Any) -> Any:
+        auth_model = await super().run_post_auth_hook(handler, auth_model)  # type: ignore[misc]
+        if self.manage_groups:  # type: ignore[attr-defined]
+            first_groups.remember(auth_model)
+        return auth_model
+
+    def add_user(self, user: Any) -> Any:
+        result = super().add_user(user)  # type: ignore[misc]
+        first_groups.join_remembered(user, self.log)
+        return result
 
     def _db_url(self) -> str:
         if self.hubkit_db_url:

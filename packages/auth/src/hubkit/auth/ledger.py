@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -61,6 +62,29 @@ nonces = Table(
 )
 
 _RETRIES = 50
+
+# The statements of a login, built once: a launch storm then pays only for execution, not for
+# constructing and cache-keying the same SQL expressions on the hub's event loop every time.
+_INSERT_NONCE = insert(nonces).values(
+    scope=bindparam("scope"), nonce=bindparam("nonce"), seen=bindparam("now")
+)
+_PURGE_NONCES = delete(nonces).where(nonces.c.seen < bindparam("before"))
+_BOUND_KEY = select(usernames.c.key).where(usernames.c.username == bindparam("username"))
+_BIND_USERNAME = insert(usernames).values(
+    username=bindparam("username"), key=bindparam("key"), created=bindparam("now")
+)
+_NUMBER_OF = select(posix_ids.c.number).where(
+    posix_ids.c.kind == bindparam("kind"), posix_ids.c.owner == bindparam("owner")
+)
+_TOP_NUMBER = select(func.max(posix_ids.c.number)).where(
+    posix_ids.c.number >= bindparam("lo"), posix_ids.c.number < bindparam("hi")
+)
+_NONCE_SEEN = select(nonces.c.seen).where(
+    nonces.c.scope == bindparam("scope"), nonces.c.nonce == bindparam("nonce")
+)
+_INSERT_NUMBER = insert(posix_ids).values(
+    kind=bindparam("kind"), owner=bindparam("owner"), number=bindparam("number"), created=bindparam("now")
+)
 
 
 @dataclass(frozen=True)
@@ -116,9 +140,7 @@ class IdentityLedger:
 
     def lookup(self, kind: str, owner: str) -> int | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(posix_ids.c.number).where(posix_ids.c.kind == kind, posix_ids.c.owner == owner)
-            ).first()
+            row = conn.execute(_NUMBER_OF, {"kind": kind, "owner": owner}).first()
         return None if row is None else int(row[0])
 
     def allocate(self, kind: str, owner: str, number_range: tuple[int, int]) -> int:
@@ -141,15 +163,13 @@ class IdentityLedger:
     @staticmethod
     def _insert_number(conn: Connection, kind: str, owner: str, number_range: tuple[int, int]) -> int:
         lo, hi = number_range
-        top = conn.execute(
-            select(func.max(posix_ids.c.number)).where(posix_ids.c.number >= lo, posix_ids.c.number < hi)
-        ).scalar()
+        top = conn.execute(_TOP_NUMBER, {"lo": lo, "hi": hi}).scalar()
         number = lo if top is None else int(top) + 1
         if number >= hi:
             raise AllocationError(
                 f"The id range {lo}-{hi - 1} is used up; widen the authenticator's id range."
             )
-        conn.execute(insert(posix_ids).values(kind=kind, owner=owner, number=number, created=time.time()))
+        conn.execute(_INSERT_NUMBER, {"kind": kind, "owner": owner, "number": number, "now": time.time()})
         return number
 
     # --- one transaction per login -------------------------------------------------------------
@@ -175,15 +195,13 @@ class IdentityLedger:
             if a.nonce is not None:
                 scope, value, keep = a.nonce
                 if now - self._last_purge > 60:
-                    conn.execute(delete(nonces).where(nonces.c.seen < now - keep))
+                    conn.execute(_PURGE_NONCES, {"before": now - keep})
                     self._last_purge = now
-                conn.execute(insert(nonces).values(scope=scope, nonce=value, seen=now))
+                conn.execute(_INSERT_NONCE, {"scope": scope, "nonce": value, "now": now})
             if a.username is not None:
-                bound = conn.execute(
-                    select(usernames.c.key).where(usernames.c.username == a.username)
-                ).first()
+                bound = conn.execute(_BOUND_KEY, {"username": a.username}).first()
                 if bound is None:
-                    conn.execute(insert(usernames).values(username=a.username, key=a.key, created=now))
+                    conn.execute(_BIND_USERNAME, {"username": a.username, "key": a.key, "now": now})
                 elif bound[0] != a.key:
                     raise UsernameTakenError(
                         f"The account name {a.username!r} already belongs to someone else; "
@@ -191,16 +209,14 @@ class IdentityLedger:
                     )
             if not a.allocate:
                 return None
-            found = conn.execute(
-                select(posix_ids.c.number).where(posix_ids.c.kind == "user", posix_ids.c.owner == a.key)
-            ).first()
+            found = conn.execute(_NUMBER_OF, {"kind": "user", "owner": a.key}).first()
             if found is not None:
                 return int(found[0])
             return self._insert_number(conn, "user", a.key, a.id_range)
 
     def _nonce_seen(self, scope: str, value: str) -> bool:
         with self.engine.connect() as conn:
-            row = conn.execute(select(nonces.c.seen).where(nonces.c.scope == scope, nonces.c.nonce == value))
+            row = conn.execute(_NONCE_SEEN, {"scope": scope, "nonce": value})
             return row.first() is not None
 
     async def aadmit(self, admission: Admission) -> int | None:
@@ -227,7 +243,7 @@ class IdentityLedger:
 
     def username_key(self, username: str) -> str | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(usernames.c.key).where(usernames.c.username == username)).first()
+            row = conn.execute(_BOUND_KEY, {"username": username}).first()
         return None if row is None else str(row[0])
 
 

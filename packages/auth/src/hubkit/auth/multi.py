@@ -19,6 +19,7 @@ from jupyterhub.utils import maybe_future, url_path_join
 from traitlets import List, default
 from traitlets.utils.importstring import import_item
 
+from . import first_groups
 from .multi_config import SubSpec, parse_specs
 
 LMS_LAUNCHED = ("lti/launch", "lti13/oauth_login")
@@ -175,6 +176,12 @@ class HubKitMultiAuthenticator(Authenticator):  # type: ignore[misc]
 
     def post_spawn_stop(self, user: Any, spawner: Any) -> Any:
         return self.owner_of(user.name).post_spawn_stop(user, spawner)
+
+    async def run_post_auth_hook(self, handler: Any, auth_model: Any) -> Any:
+        auth_model = await super().run_post_auth_hook(handler, auth_model)
+        if self.manage_groups:
+            first_groups.remember(auth_model)  # the owner's add_user joins them
+        return auth_model
 
     def add_user(self, user: Any) -> Any:
         return self.owner_of(user.name).add_user(user)

@@ -1,0 +1,82 @@
+"""A new user's managed groups are joined when the hub creates the user (hubkit.auth.first_groups).
+
+JupyterHub's own ``sync_groups`` must then find nothing to change, the groups' roles must still apply
+(they are loaded lazily, never assumed empty), and later logins with other groups go through
+JupyterHub's synchronisation as before.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import httpx
+
+from hubkit_testing.hub import Hub
+from hubkit_testing.lms_simulator import Course, LMSSimulator, Person
+
+STAFF_ROLE = """
+c.JupyterHub.load_roles.append(
+    {"name": "course-staff", "scopes": ["list:users"], "groups": ["course:c1:instructor"]}
+)
+"""
+C1 = Course("c1", "Course one", "C1")
+
+
+def person(role: str) -> Person:
+    return Person(f"u-{uuid.uuid4().hex[:10]}", "Test Person", role)
+
+
+async def launch(hub: Hub, lms: LMSSimulator, who: Person, course: Course) -> None:
+    async with hub.client() as c:
+        r = await c.post("/hub/lti/launch", data=lms.lti11_params(who, course))
+    assert r.status_code == 302, r.text
+
+
+async def user_can_list_users(hub: Hub, name: str) -> bool:
+    token = await hub.user_token(name)
+    async with httpx.AsyncClient(base_url=hub.url) as c:
+        r = await c.get("/hub/api/users", headers={"Authorization": f"token {token}"})
+    return r.status_code == 200
+
+
+async def test_a_new_user_joins_existing_and_new_groups_and_the_groups_roles_apply(
+    lti11_hub_factory: Callable[[str], Hub], lms: LMSSimulator
+) -> None:
+    hub = lti11_hub_factory("")
+    first = person("instructor")
+    await launch(hub, lms, first, C1)  # creates the group: with manage_groups only logins may
+    hub.stop()  # the admin then grants the course's instructors a role, and restarts the hub
+    hub.options.config += STAFF_ROLE
+    hub.start()
+
+    instructor, student = person("instructor"), person("student")
+    await launch(hub, lms, instructor, C1)
+    await launch(hub, lms, student, C1)
+
+    assert (await hub.api("GET", f"/users/{instructor.user_id}"))["groups"] == ["course:c1:instructor"]
+    assert (await hub.api("GET", f"/users/{student.user_id}"))["groups"] == ["course:c1:student"]
+    members = (await hub.api("GET", "/groups/course:c1:instructor"))["users"]
+    assert sorted(members) == sorted([first.user_id, instructor.user_id])
+    assert (await hub.api("GET", "/groups/course:c1:student"))["users"] == [student.user_id]
+    # The role granted to the pre-existing group reaches its new member; the student has no such role.
+    assert await user_can_list_users(hub, instructor.user_id)
+    assert not await user_can_list_users(hub, student.user_id)
+
+    log = hub.log_path.read_text()
+    assert f"Adding new user {instructor.user_id} to group(s)" in log  # joined when created ...
+    assert f"Adding user {instructor.user_id} to group(s)" not in log  # ... so sync_groups had nothing to do
+
+
+async def test_a_returning_user_whose_course_changed_moves_groups(
+    lti11_hub_factory: Callable[[str], Hub], lms: LMSSimulator
+) -> None:
+    hub = lti11_hub_factory("")
+    who = person("student")
+    await launch(hub, lms, who, C1)
+    await launch(hub, lms, Person(who.user_id, who.name, "ta"), Course("c2", "Course two", "C2"))
+
+    assert (await hub.api("GET", f"/users/{who.user_id}"))["groups"] == ["course:c2:ta"]
+    assert (await hub.api("GET", "/groups/course:c1:student"))["users"] == []
+    log = hub.log_path.read_text()
+    assert f"Adding user {who.user_id} to group(s): {{'course:c2:ta'}}" in log  # JupyterHub's own sync
