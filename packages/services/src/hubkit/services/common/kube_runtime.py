@@ -19,7 +19,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from tornado import httpserver, web
 
-__all__ = ["StatusServer", "WatchCache", "kube_client", "serve_until_signalled", "utcnow"]
+__all__ = [
+    "StatusServer",
+    "WatchCache",
+    "ensure_priority_class",
+    "kube_client",
+    "serve_until_signalled",
+    "utcnow",
+]
 
 log = logging.getLogger("hubkit.services")
 
@@ -35,6 +42,22 @@ async def kube_client(kubeconfig: str | None) -> client.ApiClient:
     configuration = client.Configuration()
     config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration=configuration)
+
+
+async def ensure_priority_class(
+    api: client.ApiClient, body: Mapping[str, Any], error: Callable[[str], Exception]
+) -> None:
+    """Create the PriorityClass ``body`` unless one of that name exists.
+
+    An existing one is left alone (its value cannot change). Any other refusal raises ``error``
+    with a sentence naming the class and the server's answer.
+    """
+    name = body["metadata"]["name"]
+    try:
+        await client.SchedulingV1Api(api).create_priority_class(dict(body))  # type: ignore[arg-type]
+    except client.ApiException as e:
+        if e.status != 409:
+            raise error(f"cannot create PriorityClass {name}: {e.status} {e.reason}") from e
 
 
 def object_key(obj: Mapping[str, Any]) -> str:

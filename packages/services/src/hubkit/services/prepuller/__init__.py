@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
-import sys
-from pathlib import Path
-
-from hubkit.services.common import ServiceError, SettingsError, load_settings
+from hubkit.services.common.command import service_main
 from hubkit.services.common.kube_runtime import StatusServer, kube_client, serve_until_signalled
 
 from .exceptions import PrepullerError
@@ -31,21 +25,4 @@ async def run(settings: PrepullerSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hubkit-prepuller", description=__doc__)
-    parser.add_argument(
-        "--config", type=Path, help="settings file (.yaml or .json; default $HUBKIT_PREPULLER_CONFIG)"
-    )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = load_settings(PrepullerSettings, args.config, env_prefix="HUBKIT_PREPULLER_")
-    except SettingsError as e:
-        print(f"hubkit-prepuller: {e}", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(run(settings))
-    except ServiceError as e:
-        print(f"hubkit-prepuller: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return service_main("hubkit-prepuller", __doc__, PrepullerSettings, run, argv)

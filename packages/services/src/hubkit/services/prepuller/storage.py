@@ -9,7 +9,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from hubkit.services.common.kube_runtime import WatchCache
+from hubkit.services.common.kube_runtime import WatchCache, ensure_priority_class
 from hubkit.services.image_menu_contract import MENU_LABEL
 
 from .builders import MANAGED_BY, priority_class
@@ -70,13 +70,7 @@ class PrepullerStore:
             self.settings.priority_value,
             "HubKit prepuller pull pods: expendable, never preempt anyone.",
         )
-        try:
-            await client.SchedulingV1Api(self.api).create_priority_class(body)
-        except client.ApiException as e:
-            if e.status != 409:
-                raise KubernetesError(
-                    f"cannot create PriorityClass {self.settings.priority_class_name}: {e.status} {e.reason}"
-                ) from e
+        await ensure_priority_class(self.api, body, KubernetesError)
 
     async def create_pod(self, body: Any) -> bool:
         """Create a pull pod; False when one of that name already exists."""

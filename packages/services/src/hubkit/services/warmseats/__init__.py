@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import logging
-import sys
-from pathlib import Path
 
 import yaml
 
-from hubkit.services.common import ServiceError, SettingsError, load_settings
+from hubkit.services.common.command import service_main
 from hubkit.services.common.kube_runtime import StatusServer, kube_client, serve_until_signalled
 
 from .broker import WarmSeatBroker
@@ -46,33 +42,31 @@ async def run(settings: WarmSeatsSettings) -> None:
     await serve_until_signalled(broker.run(), server, api)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hubkit-warmseats", description=__doc__)
-    parser.add_argument(
-        "--config", type=Path, help="settings file (.yaml or .json; default $HUBKIT_WARMSEATS_CONFIG)"
-    )
+def _scheduler_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--print-scheduler-config",
         action="store_true",
         help="print the shared packing scheduler's KubeSchedulerConfiguration (YAML) and exit",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = load_settings(WarmSeatsSettings, args.config, env_prefix="HUBKIT_WARMSEATS_")
-    except SettingsError as e:
-        print(f"hubkit-warmseats: {e}", file=sys.stderr)
-        return 2
-    if args.print_scheduler_config:
-        config = scheduler_configuration(
-            SchedulerConfigInput(settings.scheduler_name, lock_namespace=settings.namespace)
-        )
-        print(yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False), end="")
-        return 0
-    try:
-        asyncio.run(run(settings))
-    except ServiceError as e:
-        print(f"hubkit-warmseats: {e}", file=sys.stderr)
-        return 1
+
+
+def _print_scheduler_config(args: argparse.Namespace, settings: WarmSeatsSettings) -> int | None:
+    if not args.print_scheduler_config:
+        return None
+    config = scheduler_configuration(
+        SchedulerConfigInput(settings.scheduler_name, lock_namespace=settings.namespace)
+    )
+    print(yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False), end="")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main(
+        "hubkit-warmseats",
+        __doc__,
+        WarmSeatsSettings,
+        run,
+        argv,
+        add_arguments=_scheduler_config_option,
+        before_run=_print_scheduler_config,
+    )

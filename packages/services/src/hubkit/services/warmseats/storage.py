@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from hubkit.services.common.kube_runtime import WatchCache
+from hubkit.services.common.kube_runtime import WatchCache, ensure_priority_class
 from hubkit.services.prepuller.builders import priority_class
 
 from .builders import MANAGED_BY
@@ -58,13 +58,7 @@ class WarmSeatsStore:
             "HubKit warm seats: placeholders any user pod preempts; not expendable for the autoscaler.",
         )
         body["preemptionPolicy"] = "PreemptLowerPriority"
-        try:
-            await client.SchedulingV1Api(self.api).create_priority_class(body)
-        except client.ApiException as e:
-            if e.status != 409:
-                raise KubernetesError(
-                    f"cannot create PriorityClass {self.settings.priority_class_name}: {e.status} {e.reason}"
-                ) from e
+        await ensure_priority_class(self.api, body, KubernetesError)
 
     async def apply_deployment(self, body: Any) -> None:
         """Create the Deployment, or bring an existing one to ``body``'s spec."""
