@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hubkit.auth import home_name
+from hubkit.auth.identity import posix_group_name
 from hubkit_testing.fake_oidc import FakeOIDC, OIDCPerson
 from hubkit_testing.hub import Hub
 
@@ -59,6 +60,11 @@ async def test_a_university_member_gets_identity_groups_and_admin(cilogon_hub: H
     assert block["key"] == f"cilogon:{ada.sub}"
     assert block["home"] == home_name(block["key"])
     assert 3003000 <= block["uid"] <= 3003999
+    # Each claim group gets its own gid from the same range, so group permissions work in the pod.
+    groups = block["posix_groups"]
+    assert set(groups) == {posix_group_name("cilogon:physics"), posix_group_name("cilogon:hubkit-admins")}
+    assert all(3003000 <= gid <= 3003999 and gid != block["uid"] for gid in groups.values())
+    assert len(set(groups.values())) == 2
 
 
 async def test_per_idp_username_derivation_and_domains(cilogon_hub: Hub, oidc: FakeOIDC) -> None:

@@ -103,23 +103,36 @@ def test_an_exhausted_range_says_what_to_do(tmp_path: Path) -> None:
 
 def test_a_username_stays_bound_to_its_first_key(tmp_path: Path) -> None:
     ledger = IdentityLedger(f"sqlite:///{tmp_path / 'hub.sqlite'}")
-    first = ledger.admit(Admission("lti:lms-a:sam", "sam", (9000, 9100)))
-    assert ledger.admit(Admission("lti:lms-a:sam", "sam", (9000, 9100))) == first
+    first = ledger.admit(Admission("lti:lms-a:sam", "sam", (9000, 9100))).uid
+    assert first is not None
+    assert ledger.admit(Admission("lti:lms-a:sam", "sam", (9000, 9100))).uid == first
     with pytest.raises(UsernameTakenError, match="belongs to someone else"):
         ledger.admit(Admission("lti:lms-b:sam", "sam", (9000, 9100)))
     assert ledger.username_key("sam") == "lti:lms-a:sam"
     # The refused login wrote nothing: no number was used up for lms-b's sam.
-    assert ledger.admit(Admission("lti:lms-b:other", "other", (9000, 9100))) == first + 1
+    assert ledger.admit(Admission("lti:lms-b:other", "other", (9000, 9100))).uid == first + 1
 
 
 def test_a_replayed_nonce_writes_nothing(tmp_path: Path) -> None:
     ledger = IdentityLedger(f"sqlite:///{tmp_path / 'hub.sqlite'}")
     nonce = ("lti11:lms-a", "n-1", 600.0)
-    assert ledger.admit(Admission("lti:lms-a:1", "one", (9000, 9100), nonce=nonce)) == 9000
+    assert ledger.admit(Admission("lti:lms-a:1", "one", (9000, 9100), nonce=nonce)).uid == 9000
     with pytest.raises(NonceReused):
         ledger.admit(Admission("lti:lms-a:2", "two", (9000, 9100), nonce=nonce))
     assert ledger.username_key("two") is None
     assert ledger.lookup("user", "lti:lms-a:2") is None
+
+
+def test_group_gids_come_from_the_same_range_and_stay_stable(tmp_path: Path) -> None:
+    ledger = IdentityLedger(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    course = ("group:course:c1:student", "group:course:c1:ta")
+    first = ledger.admit(Admission("lti:lms:1", "one", (9000, 9100), groups=course))
+    assert first.uid == 9000
+    assert first.gids == {course[0]: 9001, course[1]: 9002}
+    second = ledger.admit(Admission("lti:lms:2", "two", (9000, 9100), groups=course[:1]))
+    assert second.uid == 9003
+    assert second.gids == {course[0]: 9001}
+    assert ledger.lookup("group", course[1]) == 9002
 
 
 def _allocate_many(url: str, worker: int, count: int) -> list[int]:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from hubkit.auth import home_name
+from hubkit.auth.identity import posix_group_name
 from hubkit_testing.hub import Hub
 from hubkit_testing.lms_simulator import Course, Launch11Options, LMSSimulator, Person
 
@@ -51,6 +52,15 @@ async def test_student_launch_logs_in_with_identity_and_course_group(
     assert LTI11_ID_RANGE[0] <= block["uid"] <= LTI11_ID_RANGE[1]
     assert block["gid"] == block["uid"]
     assert model["auth_state"]["lti11"]["context_id"] == lms.course.context_id
+    # The course group has its own gid from the same range, shared by everyone in that group.
+    ((name, gid),) = block["posix_groups"].items()
+    assert name == posix_group_name(f"course:{lms.course.context_id}:student")
+    assert LTI11_ID_RANGE[0] <= gid <= LTI11_ID_RANGE[1]
+    assert gid != block["uid"]
+    classmate = person()
+    assert (await launch(lti11_hub, lms.lti11_params(classmate))).status_code == 302
+    other = (await user_model(lti11_hub, classmate.user_id))["auth_state"]["hubkit"]
+    assert other["posix_groups"] == {name: gid}
 
 
 async def test_roles_map_to_course_groups(lti11_hub: Hub, lms: LMSSimulator) -> None:
@@ -99,8 +109,12 @@ async def test_a_second_launch_of_the_same_person_keeps_the_identity(
     first = (await user_model(lti11_hub, student.user_id))["auth_state"]["hubkit"]
     await launch(lti11_hub, lms.lti11_params(student, Course("chem-1", "Chemistry", "CH1")))
     model = await user_model(lti11_hub, student.user_id)
-    assert model["auth_state"]["hubkit"] == first
+    again = model["auth_state"]["hubkit"]
+    assert {k: again[k] for k in ("key", "uid", "gid", "home")} == {
+        k: first[k] for k in ("key", "uid", "gid", "home")
+    }
     assert model["groups"] == ["course:chem-1:student"]
+    assert list(again["posix_groups"]) == [posix_group_name("course:chem-1:student")]  # follows the launch
 
 
 async def test_the_same_user_id_at_another_lms_cannot_take_over_the_account(

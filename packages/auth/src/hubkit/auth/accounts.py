@@ -8,7 +8,7 @@ allocates or re-reads numbers, binds the hub username to the key, and returns th
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from traitlets import Bool, Int, Tuple, Unicode, default
@@ -16,7 +16,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import first_groups
 from .exceptions import IdentityError
-from .identity import MAX_ID, MIN_ID, HubKitIdentity
+from .identity import MAX_ID, MIN_ID, HubKitIdentity, posix_group_name
 from .ledger import Admission, IdentityLedger, ledger_for
 
 
@@ -106,21 +106,29 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         numbers: tuple[int, int] | None = None,
         posix_groups: Mapping[str, int] | None = None,
         nonce: tuple[str, str, float] | None = None,
+        allocated_groups: Iterable[str] = (),
     ) -> HubKitIdentity:
         """The validated identity of ``key``: ``numbers`` (uid, gid) from the provider, else allocated.
 
         One database transaction records ``nonce`` (scope, value, keep seconds) if given, binds the hub
-        username and allocates the uid; a replay raises NonceReused before anything is written.
+        username, allocates the uid and a gid for each of ``allocated_groups`` (hub group names whose
+        provider has no numbers, e.g. ``course:<context>:student``); a replay raises NonceReused before
+        anything is written. Allocated groups join ``posix_groups`` under their POSIX-safe names.
         """
         HubKitIdentity.create(key, MIN_ID, MIN_ID)  # validates the key before anything is written
         check_hub_username(username)
         bound = self.hubkit_username_prefix + username if self.hubkit_bind_usernames else None
-        admission = Admission(key, bound, self._id_range(), allocate=numbers is None, nonce=nonce)
-        number = await self.ledger.aadmit(admission)
+        owners = {f"group:{name}": name for name in sorted(set(allocated_groups))}
+        admission = Admission(
+            key, bound, self._id_range(), allocate=numbers is None, nonce=nonce, groups=tuple(owners)
+        )
+        admitted = await self.ledger.aadmit(admission)
         if numbers is None:
-            assert number is not None
-            numbers = (number, number)
-        return HubKitIdentity.create(key, numbers[0], numbers[1], posix_groups)
+            assert admitted.uid is not None
+            numbers = (admitted.uid, admitted.uid)
+        groups = dict(posix_groups or {})
+        groups.update({posix_group_name(owners[o]): gid for o, gid in admitted.gids.items()})
+        return HubKitIdentity.create(key, numbers[0], numbers[1], groups)
 
     def hubkit_auth_state(self, identity: HubKitIdentity, extra: Mapping[str, Any]) -> dict[str, Any]:
         """auth_state with the contract block under ``"hubkit"`` and provider data beside it."""

@@ -94,7 +94,10 @@ class HubKitCILogonAuthenticator(IdentityAuthenticatorMixin, CILogonOAuthenticat
             claims = await self.verified_claims(state.get("token_response") or {})
             if claims["sub"] != user_info.get("sub"):
                 raise LaunchRejected("Your sign-in could not be verified (subject mismatch); try again.", 403)
-            identity = await self.hubkit_identity(f"cilogon:{claims['sub']}", auth_model["name"])
+            groups = await self.get_user_groups(state)
+            identity = await self.hubkit_identity(
+                f"cilogon:{claims['sub']}", auth_model["name"], allocated_groups=groups
+            )
         except LaunchRejected as e:
             self.log.warning(
                 "CILogon login of %r refused: %s (idp=%s)", auth_model["name"], e, user_info.get("idp")

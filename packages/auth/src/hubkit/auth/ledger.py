@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -92,7 +92,9 @@ class Admission:
     """Everything a first (or returning) login writes, done in one transaction.
 
     ``nonce`` is ``(scope, value, keep_seconds)`` for launches that carry one; ``username`` is bound to
-    ``key`` unless None; a uid is allocated from ``id_range`` unless ``allocate`` is False.
+    ``key`` unless None; a uid is allocated from ``id_range`` unless ``allocate`` is False; each of
+    ``groups`` (group owner keys, e.g. ``group:course:<context>:student``) gets a gid from the same range,
+    so a group's gid never equals a user's own gid.
     """
 
     key: str
@@ -100,6 +102,14 @@ class Admission:
     id_range: tuple[int, int]
     allocate: bool = True
     nonce: tuple[str, str, float] | None = None
+    groups: tuple[str, ...] = ()
+
+
+class Admitted(NamedTuple):
+    """What a login's transaction returns: the uid (None unless allocated) and each group's gid."""
+
+    uid: int | None
+    gids: dict[str, int]
 
 
 class IdentityLedger:
@@ -174,8 +184,8 @@ class IdentityLedger:
 
     # --- one transaction per login -------------------------------------------------------------
 
-    def admit(self, admission: Admission) -> int | None:
-        """Record the nonce, bind the username, allocate or read the uid; returns the uid (or None).
+    def admit(self, admission: Admission) -> Admitted:
+        """Record the nonce, bind the username, allocate or read the uid and the groups' gids.
 
         Raises NonceReused for a replay and UsernameTakenError for a name bound to another key; in
         both cases nothing is written.
@@ -189,7 +199,7 @@ class IdentityLedger:
                 continue  # a concurrent replica took the number: try again
         raise AllocationError(f"Could not record the login of {admission.key!r}; try again.")
 
-    def _admit_once(self, a: Admission, engine: Engine | None = None) -> int | None:
+    def _admit_once(self, a: Admission, engine: Engine | None = None) -> Admitted:
         now = time.time()
         with (engine or self.engine).begin() as conn:
             if a.nonce is not None:
@@ -207,19 +217,22 @@ class IdentityLedger:
                         f"The account name {a.username!r} already belongs to someone else; "
                         "ask the hub's admins to link or rename accounts."
                     )
-            if not a.allocate:
-                return None
-            found = conn.execute(_NUMBER_OF, {"kind": "user", "owner": a.key}).first()
-            if found is not None:
-                return int(found[0])
-            return self._insert_number(conn, "user", a.key, a.id_range)
+            uid = self._number(conn, "user", a.key, a.id_range) if a.allocate else None
+            gids = {owner: self._number(conn, "group", owner, a.id_range) for owner in a.groups}
+            return Admitted(uid, gids)
+
+    def _number(self, conn: Connection, kind: str, owner: str, number_range: tuple[int, int]) -> int:
+        found = conn.execute(_NUMBER_OF, {"kind": kind, "owner": owner}).first()
+        if found is not None:
+            return int(found[0])
+        return self._insert_number(conn, kind, owner, number_range)
 
     def _nonce_seen(self, scope: str, value: str) -> bool:
         with self.engine.connect() as conn:
             row = conn.execute(_NONCE_SEEN, {"scope": scope, "nonce": value})
             return row.first() is not None
 
-    async def aadmit(self, admission: Admission) -> int | None:
+    async def aadmit(self, admission: Admission) -> Admitted:
         """``admit`` without blocking the event loop.
 
         SQLite: first one attempt right here on the loop, like JupyterHub's own (short) writes, but

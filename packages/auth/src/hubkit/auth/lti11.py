@@ -144,7 +144,9 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
         roles = params.get("roles", "").split(",")
         groups = course_groups(params.get("context_id"), roles)
         nonce = (f"lti11:{consumer}", params["oauth_nonce"][:255], 2.0 * float(self.timestamp_window) + 60)
-        identity = await self.hubkit_identity(f"lti:{consumer}:{user_id}", username, nonce=nonce)
+        identity = await self.hubkit_identity(
+            f"lti:{consumer}:{user_id}", username, nonce=nonce, allocated_groups=groups
+        )
         setattr(handler, TARGET_ATTR, target)
         lti = {k: v for k, v in params.items() if not k.startswith("oauth_")}
         return {

@@ -245,7 +245,9 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         target = launch_target(target_request(custom), handler.base_url, self.allowed_git_hosts)
         context = claims.get(CONTEXT) or {}
         groups = course_groups(str(context.get("id") or ""), [str(r) for r in claims.get(ROLES) or []])
-        identity = await self.hubkit_identity(f"lti:{platform.issuer}:{user_id}", username, nonce=nonce)
+        identity = await self.hubkit_identity(
+            f"lti:{platform.issuer}:{user_id}", username, nonce=nonce, allocated_groups=groups
+        )
         setattr(handler, TARGET_ATTR, target)
         return {
             "name": username,
