@@ -95,12 +95,13 @@ def hubkit_hub(
 
 
 def objects_in(cp: ControlPlane, namespace: str) -> dict[str, list[str]]:
-    """Names of the pods and ConfigMaps HubKit could have created (the cluster's own CA map excluded)."""
+    """Names of the pods and ConfigMaps HubKit could have created for users (the cluster's own CA map and
+    the hub-wide image menu published for the prepuller excluded)."""
     pods = [p["metadata"]["name"] for p in cp.request("GET", f"/api/v1/namespaces/{namespace}/pods")["items"]]
     cms = [
         c["metadata"]["name"]
         for c in cp.request("GET", f"/api/v1/namespaces/{namespace}/configmaps")["items"]
-        if c["metadata"]["name"] != "kube-root-ca.crt"
+        if c["metadata"]["name"] not in ("kube-root-ca.crt", "hubkit-image-menu")
     ]
     return {"pods": pods, "configmaps": cms}
 

@@ -37,6 +37,7 @@ __all__ = [
     "images_not_everywhere",
     "menu_from_configmap",
     "menu_from_profile_list",
+    "normalize_image",
     "profile_slug",
 ]
 
@@ -51,6 +52,27 @@ IMAGE_REFERENCE = (
 )
 # Extended resources that make a placement need a node that has them (GPU images only to GPU nodes).
 EXTENDED_RESOURCE = re.compile(r"^[a-z0-9.-]+/[a-zA-Z0-9._-]+$")
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def normalize_image(ref: str) -> str:
+    """A canonical reference: ``jupyter/scipy-notebook`` → ``docker.io/jupyter/scipy-notebook:latest``."""
+    ref = ref.strip()
+    digest = ""
+    match = _DIGEST.search(ref)
+    if match:
+        digest, ref = match.group(0), ref[: match.start()]
+    first, _, rest = ref.partition("/")
+    if not rest:
+        ref = f"docker.io/library/{ref}"
+    elif not ("." in first or ":" in first or first == "localhost"):
+        ref = f"docker.io/{ref}"
+    if ref.startswith("index.docker.io/"):
+        ref = "docker.io/" + ref[len("index.docker.io/") :]
+    last = ref.rsplit("/", 1)[-1]
+    if ":" not in last and not digest:
+        ref += ":latest"
+    return ref + digest
 
 
 class ImageMenuError(ValueError):

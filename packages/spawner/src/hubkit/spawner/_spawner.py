@@ -13,7 +13,9 @@ from tornado import web
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, List, Unicode
 
 from ._images import ImageMenuMixin
+from ._prepull import PrepullMixin
 from ._scheduling import SchedulingMixin
+from ._volume_health import VolumeHealthMixin
 from .exceptions import IdentityError, SpawnRefused
 from .form import render_form
 from .identity import Identity, fallback_identity, parse_identity, posix_username
@@ -46,7 +48,13 @@ def refusal(error: SpawnRefused) -> web.HTTPError:
     return http
 
 
-class HubKitSpawner(SchedulingMixin, ImageMenuMixin, KubeSpawner):  # type: ignore[misc]  # KubeSpawner is untyped
+class HubKitSpawner(
+    SchedulingMixin,
+    ImageMenuMixin,
+    PrepullMixin,
+    VolumeHealthMixin,
+    KubeSpawner,  # type: ignore[misc]  # KubeSpawner is untyped
+):
     """KubeSpawner with HubKit's profile access rules, identity and storage layout.
 
     Every upstream ``KubeSpawner`` option keeps working unchanged; HubKit's own options are
@@ -182,9 +190,11 @@ class HubKitSpawner(SchedulingMixin, ImageMenuMixin, KubeSpawner):  # type: igno
         self._reset_overrides()
         try:
             profiles = await self.hubkit_profiles()
+            self.schedule_menu_publish(profiles)
             selection = resolve_selection(profiles, self.user_groups(), self.user_options)
             await self.check_unlisted_images(profiles, selection)
             self.hubkit_identity = self.resolve_identity()
+            await self.check_volumes()
         except SpawnRefused as e:
             self.log.warning(
                 "Refused spawn for %s (%s): %s [%s]",
@@ -206,9 +216,12 @@ class HubKitSpawner(SchedulingMixin, ImageMenuMixin, KubeSpawner):  # type: igno
         profiles = await self.hubkit_profiles()
         if not profiles:
             return ""
+        self.schedule_menu_publish(profiles)
         visible = visible_profiles(profiles, self.user_groups())
-        availability = await self.profile_availability(visible)
-        return render_form(visible, self.user_options or {}, availability)
+        availability, hints = await asyncio.gather(
+            self.profile_availability(visible), self.image_hints(visible)
+        )
+        return render_form(visible, self.user_options or {}, availability, hints)
 
     def _options_form_default(self) -> Any:
         if not self.profile_list:

@@ -146,7 +146,11 @@ def offline_spawner(config: Config, user: str, groups: Sequence[str]) -> HubKitS
     """A HubKitSpawner for ``user`` built from ``config`` (call inside :func:`offline_kubeconfig`)."""
     from ._spawner import HubKitSpawner
 
-    return HubKitSpawner(config=config, user=RenderUser(user, [_Group(g) for g in groups]), hub=RenderHub())
+    render_user = RenderUser(user, [_Group(g) for g in groups])
+    spawner = HubKitSpawner(config=config, user=render_user, hub=RenderHub())
+    spawner.image_menu_publish_interval = 0  # render never writes to a cluster
+    spawner.nfs_keepalive_url = ""  # nor reads a service's health
+    return spawner
 
 
 def _run_render(args: argparse.Namespace) -> int:

@@ -12,7 +12,11 @@ from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
+from .prepull import SlowImages
 from .profiles import UNLISTED_SUFFIX, Profile
+
+# Next to an image that some node where it can run does not hold yet (from hubkit-prepuller's status).
+SLOW_HINT = "First start may take a few minutes"
 
 TEMPLATE = """
 <div class="hubkit-profiles">
@@ -27,12 +31,14 @@ TEMPLATE = """
   {% if p.description %}<p class="hubkit-description">{{ p.description }}</p>{% endif %}
   {% if p.resources %}<p class="hubkit-resources">{{ p.resources }}</p>{% endif %}
   {% if p.availability %}<p class="hubkit-availability">{{ p.availability }}</p>{% endif %}
+  {% if p.slow %}<p class="hubkit-prepull">{{ slow_hint }}.</p>{% endif %}
   {% for name, o in p.profile_options.items() %}
   {% set field = "profile-option-" ~ p.slug ~ "--" ~ name %}
   <label for="{{ field }}">{{ o.display_name or name }}</label>
   <select id="{{ field }}" name="{{ field }}">
     {% for slug, c in o.choices.items() %}
-    <option value="{{ slug }}"{% if c.selected %} selected{% endif %}>{{ c.display_name or slug }}</option>
+    <option value="{{ slug }}"{% if c.selected %} selected{% endif %}>{{ c.display_name or slug }}
+      {%- if c.slow %} ({{ slow_hint | lower }}){% endif %}</option>
     {% endfor %}
     {% if o.unlisted_choice.enabled %}
     <option value="{{ unlisted }}"{% if o.unlisted_value %} selected{% endif %}>
@@ -69,8 +75,13 @@ def render_form(
     profiles: Sequence[Profile],
     user_options: Mapping[str, Any],
     availability: Mapping[str, tuple[str, bool]],
+    slow: SlowImages | None = None,
 ) -> str:
-    """HTML for ``profiles`` (already filtered for the user); ``availability`` maps slug → (text, usable)."""
+    """HTML for ``profiles`` (already filtered for the user); ``availability`` maps slug → (text, usable).
+
+    ``slow`` marks the profiles and choices whose image is not on every node yet.
+    """
+    slow = slow or SlowImages()
     last = str(user_options.get("profile") or "")
     slugs = [p["slug"] for p in profiles]
     selected = last if last in slugs else next((p["slug"] for p in profiles if p.get("default")), "")
@@ -85,7 +96,11 @@ def render_form(
             if chosen not in o["choices"]:
                 chosen = next((s for s, c in o["choices"].items() if c.get("default")), "")
             choices = {
-                s: {"display_name": c.get("display_name", s), "selected": s == chosen and not unlisted_value}
+                s: {
+                    "display_name": c.get("display_name", s),
+                    "selected": s == chosen and not unlisted_value,
+                    "slow": (p["slug"], name, s) in slow.choices,
+                }
                 for s, c in o["choices"].items()
             }
             options[name] = {
@@ -102,10 +117,13 @@ def render_form(
                 "resources": describe_resources(p.get("kubespawner_override", {})),
                 "availability": text,
                 "unavailable": not usable,
+                "slow": p["slug"] in slow.profiles,
                 "profile_options": options,
             }
         )
-    html = _env.from_string(TEMPLATE).render(profiles=view, selected=selected, unlisted=UNLISTED_SUFFIX)
+    html = _env.from_string(TEMPLATE).render(
+        profiles=view, selected=selected, unlisted=UNLISTED_SUFFIX, slow_hint=SLOW_HINT
+    )
     # JupyterHub renders an options form as a Jinja template once more: no brace may survive from
     # user-supplied values (a saved unlisted value), so all are entity-encoded.
     return html.replace("{", "&#123;").replace("}", "&#125;")

@@ -12,7 +12,7 @@ from .exceptions import KubernetesStorageError
 
 
 class KubeStorage:
-    """Create and delete the objects HubKit adds beside the pod (the NSS ConfigMap)."""
+    """Create and delete the objects HubKit adds beside the pod (the NSS ConfigMap), and the menu."""
 
     def __init__(self, core_api: Any, timeout: float) -> None:
         self.api = core_api
@@ -41,6 +41,33 @@ class KubeStorage:
         await self._call(
             f"create configmap {ns}/{name}", self.api.create_namespaced_config_map(ns, configmap)
         )
+
+    async def apply_configmap(self, body: dict[str, Any]) -> str:
+        """Create ``body``, or replace the existing one when its data or labels differ.
+
+        Returns ``"created"``, ``"replaced"`` or ``"unchanged"`` (nothing written: the resourceVersion stays).
+        """
+        meta = body["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        try:
+            current = await self._call(
+                f"read configmap {ns}/{name}", self.api.read_namespaced_config_map(name, ns)
+            )
+        except KubernetesStorageError as e:
+            if not isinstance(e.__cause__, ApiException) or e.__cause__.status != 404:
+                raise
+            await self._call(f"create configmap {ns}/{name}", self.api.create_namespaced_config_map(ns, body))
+            return "created"
+        labels = current.metadata.labels or {}
+        same_labels = all(labels.get(k) == v for k, v in (meta.get("labels") or {}).items())
+        if (current.data or {}) == body.get("data", {}) and same_labels:
+            return "unchanged"
+        # The resourceVersion makes the replace fail (409) rather than overwrite a concurrent change.
+        replacement = {**body, "metadata": {**meta, "resourceVersion": current.metadata.resource_version}}
+        await self._call(
+            f"replace configmap {ns}/{name}", self.api.replace_namespaced_config_map(name, ns, replacement)
+        )
+        return "replaced"
 
     async def delete_configmap(self, namespace: str, name: str) -> None:
         """Delete a ConfigMap; one that is already gone is fine."""

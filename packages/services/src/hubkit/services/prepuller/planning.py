@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hubkit.services.image_menu_contract import ImageEntry, ImageMenu, Placement, Toleration
+from hubkit.services.image_menu_contract import (
+    ImageEntry,
+    ImageMenu,
+    Placement,
+    Toleration,
+    normalize_image,
+)
 
 __all__ = [
     "KUBELET_MAX_IMAGES",
@@ -26,27 +31,6 @@ __all__ = [
 
 # The kubelet's default nodeStatusMaxImages: Node.status.images lists at most this many (largest first).
 KUBELET_MAX_IMAGES = 50
-_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-
-
-def normalize_image(ref: str) -> str:
-    """A canonical reference: ``jupyter/scipy-notebook`` → ``docker.io/jupyter/scipy-notebook:latest``."""
-    ref = ref.strip()
-    digest = ""
-    match = _DIGEST.search(ref)
-    if match:
-        digest, ref = match.group(0), ref[: match.start()]
-    first, _, rest = ref.partition("/")
-    if not rest:
-        ref = f"docker.io/library/{ref}"
-    elif not ("." in first or ":" in first or first == "localhost"):
-        ref = f"docker.io/{ref}"
-    if ref.startswith("index.docker.io/"):
-        ref = "docker.io/" + ref[len("index.docker.io/") :]
-    last = ref.rsplit("/", 1)[-1]
-    if ":" not in last and not digest:
-        ref += ":latest"
-    return ref + digest
 
 
 @dataclass(frozen=True)

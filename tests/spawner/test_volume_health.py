@@ -1,0 +1,94 @@
+"""A spawn is refused while the real hubkit-nfs-keepalive reports the home volume unhealthy."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hubkit_testing.controlplane import ControlPlane
+from hubkit_testing.hub import Hub
+from hubkit_testing.processes import ManagedProcess, free_port
+
+from .conftest import HubMaker, hub_log, objects_in
+
+KEEPALIVE_BIN = str(Path(sys.executable).parent / "hubkit-nfs-keepalive")
+REFUSAL = "Home directories are unavailable; an administrator has been alerted; try again later."
+
+
+@pytest.fixture
+def keepalive(tmp_path: Path) -> Iterator[tuple[ManagedProcess, str, Path]]:
+    """hubkit-nfs-keepalive probing a 512 KiB tmpfs "home" in its own mount namespace."""
+    volume = tmp_path / "home"
+    volume.mkdir()
+    port = free_port()
+    config = tmp_path / "keepalive.yaml"
+    config.write_text(
+        f"volumes:\n  - name: home\n    path: {volume}\ninterval_seconds: 0.3\ntimeout_seconds: 3\n"
+        f"listen: 127.0.0.1:{port}\n"
+    )
+    script = f"mount -t tmpfs -o size=512k tmpfs {volume} && exec {KEEPALIVE_BIN} --config {config}"
+    argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script]
+    proc = ManagedProcess("keepalive", argv, tmp_path / "keepalive.log").start()
+    try:
+        yield proc, f"http://127.0.0.1:{port}/health", volume
+    finally:
+        proc.stop()
+
+
+async def wait_state(url: str, state: str, timeout: float = 20) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    async with httpx.AsyncClient() as c:
+        for _ in range(int(timeout / 0.1)):
+            try:
+                body = (await c.get(url)).json()
+            except httpx.TransportError:
+                body = {}
+            if body.get("volumes", {}).get("home", {}).get("state") == state:
+                return body
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the home volume never became {state}: {body}")
+
+
+async def post_server(hub: Hub, user: str) -> tuple[int, str]:
+    await hub.ensure_user(user)
+    async with hub.client(headers={"Authorization": f"token {hub.admin_token}"}) as c:
+        r = await c.post(f"/hub/api/users/{user}/server", json={})
+    return r.status_code, r.json().get("message", "") if r.content else ""
+
+
+async def test_unhealthy_home_refuses_the_spawn_and_a_silent_keepalive_does_not(
+    hubkit_hub: HubMaker,
+    control_plane: ControlPlane,
+    restricted_namespace: str,
+    keepalive: tuple[ManagedProcess, str, Path],
+) -> None:
+    proc, url, volume = keepalive
+    await wait_state(url, "healthy")
+    config = f"c.HubKitSpawner.nfs_keepalive_url = {url!r}\nc.HubKitSpawner.nfs_keepalive_timeout = 1\n"
+    hub = hubkit_hub(config)
+    client = await hub.login("student")
+    await client.aclose()
+
+    remount = ["nsenter", "-t", str(proc.pid), "-m", "--", "mount", "-o", "remount,ro", str(volume)]
+    assert subprocess.run(remount, check=False, timeout=30).returncode == 0
+    await wait_state(url, "unhealthy")
+    assert await post_server(hub, "student") == (400, REFUSAL)
+    assert (await hub.api("GET", "/users/student"))["servers"] == {}
+    assert objects_in(control_plane, restricted_namespace) == {"pods": [], "configmaps": []}
+    log = hub_log(hub)
+    assert "Refused spawn for student" in log
+    assert "volume=home unhealthy_since=" in log
+    assert "error='Read-only file system'" in log
+
+    # The keepalive itself is down: that is no NFS outage, the spawn goes on (and says so in the log).
+    proc.stop()
+    await hub.start_server("student", timeout=120)
+    assert "Spawning student without checking its NFS volumes" in hub_log(hub)
+    await hub.stop_server("student")
