@@ -53,6 +53,20 @@ async def test_a_nested_member_is_allowed_and_gets_both_groups(
     assert {"ldap:physics", "ldap:physics-staff"} <= set(groups)
 
 
+async def test_the_in_chain_rule_is_used_only_where_the_server_offers_it(
+    ldap_hub_factory: Callable[..., Hub], ldap_server: SlapdServer
+) -> None:
+    """slapd answers an in-chain filter with success and no entries: HubKit must notice, not strip groups."""
+    hub = ldap_hub_factory([ldap_server.url], "c.HubKitLDAPAuthenticator.use_in_chain_rule = True")
+    for _ in range(2):  # the server's capabilities are read once, then remembered
+        r = await login(hub, "carol", password_of(ldap_server, "carol"))
+        assert r.status_code == 302, r.text
+    groups = (await hub.api("GET", "/users/carol"))["groups"]
+    assert {"ldap:physics", "ldap:physics-staff"} <= set(groups)
+    log = hub.log_path.read_text()
+    assert log.count("does not offer the in-chain matching rule (not Active Directory)") == 1
+
+
 async def test_admin_groups_make_admins(ldap_hub: Hub, ldap_server: SlapdServer) -> None:
     r = await login(ldap_hub, "alice", password_of(ldap_server, "alice"))
     assert r.status_code == 302, r.text

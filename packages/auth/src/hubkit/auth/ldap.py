@@ -44,7 +44,8 @@ class HubKitLDAPAuthenticator(IdentityAuthenticatorMixin, LDAPAuthenticator):  #
         False,
         config=True,
         help="""Resolve nested groups with Active Directory's LDAP_MATCHING_RULE_IN_CHAIN in one search.
-        Only servers that implement it (AD) support it; otherwise groups are walked level by level.""",
+        Used only on servers whose root DSE says they are Active Directory (AD/AD LDS capabilities);
+        any other server gets a warning in the log and groups are walked level by level.""",
     )
     key_attribute = Unicode(
         "entryUUID",
@@ -83,7 +84,7 @@ class HubKitLDAPAuthenticator(IdentityAuthenticatorMixin, LDAPAuthenticator):  #
     def directory(self) -> Directory:
         found = getattr(self, "_directory", None)
         if found is None:
-            found = self._directory = Directory(self._settings())
+            found = self._directory = Directory(self._settings(), self.log)
         return found
 
     def _plausible(self, login: str) -> bool:

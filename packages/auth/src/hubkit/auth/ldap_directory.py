@@ -6,8 +6,11 @@ groups are resolved breadth-first (bounded depth) or, on Active Directory, with 
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPBindError, LDAPException
@@ -17,6 +20,10 @@ from ldap3.utils.dn import escape_rdn
 from .exceptions import HubKitAuthError
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN (Active Directory)
+# Root DSE supportedCapabilities of Active Directory (and AD LDS): the servers that implement IN_CHAIN.
+# Others (OpenLDAP, 389-ds) answer an in-chain filter with "success" and no entries, which would
+# silently strip everyone's groups, so the rule is used only where the server says it is AD.
+AD_CAPABILITIES = frozenset({"1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1851"})
 MAX_DEPTH = 10
 
 
@@ -54,8 +61,11 @@ class DirectoryUser:
 
 
 class Directory:
-    def __init__(self, settings: DirectorySettings) -> None:
+    def __init__(
+        self, settings: DirectorySettings, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None
+    ) -> None:
         self.settings = settings
+        self.log = logger or logging.getLogger(__name__)
         servers = [
             ldap3.Server(
                 url, connect_timeout=settings.connect_timeout, use_ssl=settings.use_tls == "on_connect"
@@ -65,6 +75,8 @@ class Directory:
         # FIRST with active=1/exhaust: try each server once per operation, skip dead ones for a while.
         # (ldap3 takes a cycle count / seconds here; its stubs only admit bools.)
         self.pool = ldap3.ServerPool(servers, ldap3.FIRST, active=1, exhaust=30)  # type: ignore[arg-type]
+        self._in_chain: dict[str, bool] = {}  # server URL -> offers the in-chain rule
+        self._in_chain_lock = threading.Lock()
 
     def _connect(self, user: str | None, password: str | None) -> ldap3.Connection:
         auto_bind = (
@@ -153,7 +165,7 @@ class Directory:
 
     def _groups(self, conn: ldap3.Connection, dn: str) -> dict[str, str]:
         base, found = self.settings.group_search_base, dict[str, str]()
-        if self.settings.in_chain:
+        if self.settings.in_chain and self._offers_in_chain(conn):
             self._search(conn, base, f"(member:{IN_CHAIN}:={escape_filter_chars(dn)})", ["cn"])
             return {
                 e.entry_dn: _first(e.entry_attributes_as_dict.get("cn")) or e.entry_dn for e in conn.entries
@@ -172,6 +184,30 @@ class Directory:
                     found[e.entry_dn] = _first(e.entry_attributes_as_dict.get("cn")) or e.entry_dn
                     frontier.append(e.entry_dn)
         return found
+
+    def _offers_in_chain(self, conn: ldap3.Connection) -> bool:
+        """Whether the server behind ``conn`` is Active Directory (read once per server from its root DSE)."""
+        server = str(getattr(conn.server, "name", "") or conn.server)
+        with self._in_chain_lock:
+            if server in self._in_chain:
+                return self._in_chain[server]
+        conn.search("", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["supportedCapabilities"])
+        entries = list(conn.entries)
+        capabilities = (
+            {str(c) for c in entries[0].entry_attributes_as_dict.get("supportedCapabilities", [])}
+            if entries
+            else set()
+        )
+        offers = bool(capabilities & AD_CAPABILITIES)
+        if not offers:
+            self.log.warning(
+                "LDAP server %s does not offer the in-chain matching rule (not Active Directory); "
+                "resolving nested groups level by level instead",
+                server,
+            )
+        with self._in_chain_lock:
+            self._in_chain[server] = offers
+        return offers
 
     def _posix_groups(self, conn: ldap3.Connection, login: str) -> dict[str, int]:
         query = f"(&(objectClass=posixGroup)(memberUid={escape_filter_chars(login)}))"
