@@ -126,6 +126,8 @@ def test_restricted_enforcement_is_real_and_the_nfs_server_needs_its_own_namespa
         (["--set", "priorityClasses.warmseat.value=-20"], "/priorityClasses/warmseat/value"),
         (["--set", "hub.authenticator=saml"], "/hub/authenticator"),
         (["--set", "nfs.nodeCIDRs[0]=everyone"], "/nfs/nodeCIDRs/0"),
+        (["--set", "services.hubNamespaces[0]=DS100"], "/services/hubNamespaces/0"),
+        (["--set", "hub.rbac.gpuAvailability=sometimes"], "/hub/rbac/gpuAvailability"),
     ],
 )
 def test_schema_refuses_bad_values_with_a_clear_message(chart: Path, args: list[str], message: str) -> None:
@@ -179,7 +181,33 @@ def test_network_policies_block_metadata_and_direct_nfs(chart: Path) -> None:
     (ingress,) = nfs["spec"]["ingress"]
     assert ingress["from"] == [{"ipBlock": {"cidr": "172.20.0.0/16"}}], "only the nodes (kubelet mounts)"
     services = find(objects, "NetworkPolicy", "hubkit-services-ingress")
-    assert services["spec"]["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"component": "hub"}}}]
+    hub_and_proxy = {"matchExpressions": [{"key": "component", "operator": "In", "values": ["hub", "proxy"]}]}
+    assert services["spec"]["ingress"][0]["from"] == [{"podSelector": hub_and_proxy}], "this namespace only"
+
+
+def test_services_admit_the_hubs_of_the_listed_namespaces(chart: Path) -> None:
+    """Seed 001: the course hubs in ds100 and stat101 read the shared prepuller's /status in hubkit-system."""
+    example = CHART / "examples" / "001-course-hubs-shared.yaml"
+    objects = render(
+        chart, example, "hubkit-system", "--set", "networkPolicy.metricsNamespaceSelector.matchLabels.a=b"
+    )
+    policy = find(objects, "NetworkPolicy", "hubkit-services-ingress")
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"hubkit.dev/service": "true"}}
+    prepuller = find(objects, "Deployment", "hubkit-prepuller")["spec"]["template"]["metadata"]["labels"]
+    assert prepuller["hubkit.dev/service"] == "true", "the policy covers the prepuller"
+    (rule,) = policy["spec"]["ingress"]
+    hub_and_proxy = {"matchExpressions": [{"key": "component", "operator": "In", "values": ["hub", "proxy"]}]}
+    by_name = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ds100", "stat101"]}
+    assert rule["from"] == [
+        {"podSelector": hub_and_proxy},
+        {"namespaceSelector": {"matchExpressions": [by_name]}, "podSelector": hub_and_proxy},
+        {"namespaceSelector": {"matchLabels": {"a": "b"}}},
+    ]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    # Without the list the policy has no peer outside its namespace but the metrics scraper's.
+    alone = render(chart, example, "hubkit-system", "--set", "services.hubNamespaces=null")
+    (rule,) = find(alone, "NetworkPolicy", "hubkit-services-ingress")["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": hub_and_proxy}]
 
 
 def test_services_without_kubernetes_access_get_no_token(chart: Path) -> None:

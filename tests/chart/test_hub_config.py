@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from traitlets.config import Config
 
+from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.hub import ADMIN_SERVICE
 
 from ._chart import (
@@ -79,17 +81,30 @@ for _path in sorted(_glob.glob({str(config_dir)!r} + "/*.py")):
 """
 
 
-@pytest.mark.parametrize("example", HUB_EXAMPLES, ids=lambda p: p.stem)
-async def test_hub_starts_with_the_hubkit_configuration(
-    chart: Path, example: Path, tmp_path: Path, hub_factory: Any, stand_ins: StandIns
-) -> None:
+@dataclass
+class StartedHub:
+    hub: Any
+    values: dict[str, Any]
+    settings: dict[str, Any]
+    culler_token: str
+
+
+def _start_hub(
+    chart: Path,
+    example: Path,
+    tmp_path: Path,
+    hub_factory: Any,
+    stand_ins: StandIns,
+    env: dict[str, str] | None = None,
+) -> StartedHub:
+    """A real JupyterHub running the chart's jupyterhub_config.d files with the example's values."""
     values = example_values(example)
     objects = render(chart, example, release_namespace(example))
     config_dir = _write_config_dir(objects, tmp_path / "jupyterhub_config.d")
     settings_file = config_dir / "hubkit-settings.json"
     settings = json.loads(settings_file.read_text())
     # In the cluster the hub reaches each service at its Service name; here nothing resolves those names
-    # (the hub would wait on DNS at start), so point them at a closed loopback port, keeping the path.
+    # (the hub would wait on DNS at start), so point them at a loopback stand-in, keeping the path.
     for key, service in settings["services"].items():
         name = SERVICE_NAMES[_VALUES_KEY.get(key, key)]
         port = values[_VALUES_KEY.get(key, key)].get("port") or _DEFAULT_PORTS[name]
@@ -97,12 +112,22 @@ async def test_hub_starts_with_the_hubkit_configuration(
         service["url"] = stand_ins.start(name)
     settings_file.write_text(json.dumps(settings))
     token = secrets.token_hex(16)
-    env = {
+    hub_env = {
         "HUBKIT_HUB_SETTINGS": str(config_dir / "hubkit-settings.json"),
         "HUBKIT_CULLER_API_TOKEN": token,
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),  # z2jh generates CryptKeeper.keys
+        **(env or {}),
     }
-    hub = hub_factory(_hub_config(values, config_dir), env=env)
+    hub = hub_factory(_hub_config(values, config_dir), env=hub_env)
+    return StartedHub(hub, values, settings, token)
+
+
+@pytest.mark.parametrize("example", HUB_EXAMPLES, ids=lambda p: p.stem)
+async def test_hub_starts_with_the_hubkit_configuration(
+    chart: Path, example: Path, tmp_path: Path, hub_factory: Any, stand_ins: StandIns
+) -> None:
+    started = _start_hub(chart, example, tmp_path, hub_factory, stand_ins)
+    hub, values, settings, token = started.hub, started.values, started.settings, started.culler_token
 
     log = hub.log_path.read_text()
     assert re.search(r"Using Spawner: hubkit\.spawner\.\S*HubKitSpawner", log), log[-2000:]
@@ -145,12 +170,14 @@ async def test_hub_starts_with_the_hubkit_configuration(
         assert services[name]["roles"] == [], f"{name} calls no hub API and gets no role"
 
 
-def _exec_files(settings: dict[str, Any], tmp_path: Path, env: dict[str, str]) -> Config:
-    """Run the files in-process, as z2jh would, against a plain traitlets Config."""
+def _exec_files(
+    settings: dict[str, Any], tmp_path: Path, env: dict[str, str], base: Config | None = None
+) -> Config:
+    """Run the files in-process, as z2jh would, against a traitlets Config (``base``: what hub.config set)."""
     objects = render_default(tmp_path)
     config_dir = _write_config_dir(objects, tmp_path / "d")
     (config_dir / "hubkit-settings.json").write_text(json.dumps(settings))
-    c = Config()
+    c = base if base is not None else Config()
     namespace: dict[str, Any] = {"c": c}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HUBKIT_HUB_SETTINGS", str(config_dir / "hubkit-settings.json"))
@@ -222,3 +249,83 @@ def test_examples_wire_zero_to_jupyterhub_to_the_hubkit_objects(example: Path) -
     # z2jh's metadata blocker is a privileged init container, which restricted namespaces refuse;
     # HubKit's NetworkPolicy blocks the address instead.
     assert values["jupyterhub"]["singleuser"]["cloudMetadata"]["blockWithIptables"] is False
+
+
+REFUSAL = "Home directories are unavailable; an administrator has been alerted; try again later."
+IDENTITY = {
+    "key": "github:583231",
+    "uid": 583231,
+    "gid": 583231,
+    "posix_groups": {},
+    "home": "github-583231-9b1d",
+}
+HOMES_DOWN = {
+    "healthy": False,
+    "volumes": {
+        "home": {
+            "state": "unhealthy",
+            "healthy": False,
+            "unhealthy_since": "2026-11-22T04:08:31.004+00:00",
+            "failing_step": "write",
+            "error": "Read-only file system",
+        }
+    },
+}
+
+
+async def test_the_real_hub_asks_the_keepalive_the_chart_enables(
+    chart: Path, tmp_path: Path, hub_factory: Any, stand_ins: StandIns, control_plane: ControlPlane
+) -> None:
+    """Seed 004 runs the keepalive beside its hub: the real hub's spawner asks the keepalive's GET /health,
+    at the URL the chart's settings name, before a spawn, and refuses it while the homes are down. (The
+    prepuller's /status is read only when the spawn form renders, which needs a browser login this example's
+    OAuth authenticators cannot give here; its URL is checked by the next test.)"""
+    example = CHART / "examples" / "004-lsst-research.yaml"
+    env = {"KUBECONFIG": str(control_plane.admin_kubeconfig)}  # KubeSpawner loads it when a spawner is made
+    hub = _start_hub(chart, example, tmp_path, hub_factory, stand_ins, env).hub
+    user = "rubin-probe"
+    await hub.ensure_user(user)
+    await hub.api("PATCH", f"/users/{user}", {"auth_state": {"hubkit": IDENTITY}})
+
+    stand_ins.answer("hubkit-nfs-keepalive", "/health", 503, HOMES_DOWN)
+    async with hub.client(headers={"Authorization": f"token {hub.admin_token}"}) as c:
+        refused = await c.post(f"/hub/api/users/{user}/server", json={"profile": "lsst"})
+    assert (refused.status_code, refused.json()["message"]) == (400, REFUSAL), refused.text
+    assert stand_ins.paths("hubkit-nfs-keepalive").count("/health") == 1
+    assert f"Refused spawn for {user} (jld)" in hub.log_path.read_text()
+
+
+def test_the_spawner_gets_the_service_urls_only_for_enabled_services(chart: Path, tmp_path: Path) -> None:
+    with_services = render(chart, CHART / "examples" / "004-lsst-research.yaml", "jld")
+    settings = json.loads(
+        find(with_services, "ConfigMap", "hubkit-hub-config")["data"]["hubkit-settings.json"]
+    )
+    c = _exec_files(settings, tmp_path / "on", {"HUBKIT_CULLER_API_TOKEN": "t"})
+    assert c.HubKitSpawner.prepuller_status_url == "http://hubkit-prepuller:9460/status"
+    assert c.HubKitSpawner.nfs_keepalive_url == "http://hubkit-nfs-keepalive:9102/health"
+
+    ports = ["--set", "prepuller.port=9999", "--set", "nfsKeepalive.enabled=false"]
+    moved = render(chart, CHART / "examples" / "004-lsst-research.yaml", "jld", *ports)
+    settings = json.loads(find(moved, "ConfigMap", "hubkit-hub-config")["data"]["hubkit-settings.json"])
+    c = _exec_files(settings, tmp_path / "moved", {"HUBKIT_CULLER_API_TOKEN": "t"})
+    assert c.HubKitSpawner.prepuller_status_url == "http://hubkit-prepuller:9999/status"
+    assert "nfs_keepalive_url" not in c.HubKitSpawner
+
+    without = render(chart, CHART / "examples" / "002-tess-public.yaml", "tess-public")
+    settings = json.loads(find(without, "ConfigMap", "hubkit-hub-config")["data"]["hubkit-settings.json"])
+    assert set(settings["services"]) == {"culler"}
+    c = _exec_files(settings, tmp_path / "off", {"HUBKIT_CULLER_API_TOKEN": "t"})
+    assert "prepuller_status_url" not in c.HubKitSpawner
+    assert "nfs_keepalive_url" not in c.HubKitSpawner
+
+
+def test_a_service_url_set_in_hub_config_wins(tmp_path: Path) -> None:
+    """Seed 001's course hubs name the shared prepuller of the hubkit-system release in hub.config."""
+    shared = "http://hubkit-prepuller.hubkit-system:9460/status"
+    base = Config()
+    base.HubKitSpawner.prepuller_status_url = shared
+    settings = {"services": {"prepuller": {"url": "http://hubkit-prepuller:9460"}}}
+    c = _exec_files(settings, tmp_path, {}, base)
+    assert c.HubKitSpawner.prepuller_status_url == shared
+    course = example_values(CHART / "examples" / "001-course-hubs.yaml")
+    assert course["jupyterhub"]["hub"]["config"]["HubKitSpawner"]["prepuller_status_url"] == shared

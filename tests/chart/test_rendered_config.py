@@ -145,3 +145,97 @@ def test_each_service_gets_what_its_docs_list_and_no_more(chart: Path, control_p
                 "DELETE", f"/apis/rbac.authorization.k8s.io/v1/{plural}/{obj['metadata']['name']}"
             )
         delete_namespaces(control_plane, namespaces)
+
+
+def _hub_rbac(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        o
+        for o in objects
+        if o["kind"] in RBAC_KINDS and o["metadata"]["labels"]["app.kubernetes.io/component"] == "hub"
+    ]
+
+
+def test_the_hub_gets_the_configmaps_and_cluster_reads_its_spawner_uses(
+    chart: Path, control_plane: ControlPlane
+) -> None:
+    """Seed 001's course hub has a GPU profile (free counts need nodes and pods of all namespaces); seed 004's
+    has none. Both write their NSS ConfigMaps and the image menu in their own namespace, and nothing else."""
+    gpu_hub = _hub_rbac(render(chart, CHART / "examples" / "001-course-hubs.yaml", "ds100"))
+    cpu_hub = _hub_rbac(render(chart, CHART / "examples" / "004-lsst-research.yaml", "jld"))
+    assert {o["kind"] for o in gpu_hub} == {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+    assert {o["kind"] for o in cpu_hub} == {"Role", "RoleBinding"}
+    namespaces = ["ds100", "jld", "other-hub"]
+    for ns in namespaces:
+        control_plane.create_namespace(ns)
+    cluster_objects = [o for o in gpu_hub + cpu_hub if o["kind"].startswith("Cluster")]
+    try:
+        for obj in gpu_hub + cpu_hub:
+            assert post(control_plane, obj, dry_run=False) is None
+        cp, hub, research = control_plane, "ds100/hub", "jld/hub"
+        menu, other = {"name": "hubkit-image-menu"}, {"name": "hubkit-hub-config"}
+        # NSS ConfigMaps: created, deleted, patched (owner reference) under per-user names.
+        for verb in ("create", "delete", "patch"):
+            assert _review(cp, hub, verb, "configmaps", "ds100", name="jupyter-ann-nss")
+            assert _review(cp, research, verb, "configmaps", "jld")
+        # The image menu: read and replaced by name; no other ConfigMap may be read or replaced.
+        assert _review(cp, hub, "get", "configmaps", "ds100", **menu)
+        assert _review(cp, hub, "update", "configmaps", "ds100", **menu)
+        assert not _review(cp, hub, "get", "configmaps", "ds100", **other)
+        assert not _review(cp, hub, "update", "configmaps", "ds100", **other)
+        assert not _review(cp, hub, "list", "configmaps", "ds100")
+        assert not _review(cp, hub, "watch", "configmaps", "ds100")
+        # Only in its own namespace, never cluster-wide.
+        assert not _review(cp, hub, "create", "configmaps", "other-hub")
+        assert not _review(cp, hub, "update", "configmaps", "other-hub", **menu)
+        assert not _review(cp, hub, "create", "configmaps")
+        assert not _review(cp, hub, "delete", "configmaps")
+        assert not _review(cp, hub, "create", "configmaps", "jld")
+        # GPU free counts: list nodes, list pods of all namespaces; nothing more.
+        assert _review(cp, hub, "list", "nodes")
+        assert _review(cp, hub, "list", "pods")
+        assert _review(cp, hub, "list", "pods", "other-hub")
+        assert not _review(cp, hub, "watch", "pods")
+        assert not _review(cp, hub, "get", "pods", "other-hub", name="someone-else")
+        assert not _review(cp, hub, "delete", "pods", "other-hub")
+        assert not _review(cp, hub, "patch", "nodes")
+        assert not _review(cp, hub, "get", "secrets", "other-hub")
+        assert not _review(cp, hub, "delete", "secrets", "ds100")
+        # Without a GPU profile, no cluster-wide reads at all.
+        assert not _review(cp, research, "list", "nodes")
+        assert not _review(cp, research, "list", "pods")
+        assert not _review(cp, research, "list", "pods", "other-hub")
+    finally:
+        for obj in cluster_objects:
+            plural = "clusterroles" if obj["kind"] == "ClusterRole" else "clusterrolebindings"
+            control_plane.request(
+                "DELETE", f"/apis/rbac.authorization.k8s.io/v1/{plural}/{obj['metadata']['name']}"
+            )
+        delete_namespaces(control_plane, namespaces)
+
+
+def test_hub_rbac_follows_its_values(chart: Path) -> None:
+    course, research = (
+        CHART / "examples" / "001-course-hubs.yaml",
+        CHART / "examples" / "004-lsst-research.yaml",
+    )
+    kinds = {
+        o["kind"]
+        for o in _hub_rbac(render(chart, course, "ds100", "--set", "hub.rbac.gpuAvailability=false"))
+    }
+    assert kinds == {"Role", "RoleBinding"}
+    kinds = {
+        o["kind"] for o in _hub_rbac(render(chart, research, "jld", "--set", "hub.rbac.gpuAvailability=true"))
+    }
+    assert kinds == {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+    assert _hub_rbac(render(chart, course, "ds100", "--set", "hub.rbac.create=false")) == []
+    # No hub in the release, no hub RBAC (seed 001's cluster-wide part).
+    assert _hub_rbac(render(chart, CHART / "examples" / "001-course-hubs-shared.yaml", "hubkit-system")) == []
+    # The binding follows z2jh's hub ServiceAccount name.
+    for args, account in (
+        ([], "hub"),
+        (["--set", "jupyterhub.fullnameOverride=ds"], "ds-hub"),
+        (["--set", "jupyterhub.hub.serviceAccount.name=course-hub"], "course-hub"),
+    ):
+        objects = _hub_rbac(render(chart, course, "ds100", *args))
+        for binding in [o for o in objects if o["kind"].endswith("Binding")]:
+            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "ds100"}]

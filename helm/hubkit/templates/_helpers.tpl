@@ -142,3 +142,17 @@ metadata:
     {{- include "hubkit.labels" . | nindent 4 }}
 automountServiceAccountToken: false
 {{- end -}}
+
+{{/* zero-to-jupyterhub's hub ServiceAccount: jupyterhub.hub.serviceAccount.name, else "<fullnameOverride>-hub",
+     else "hub" (z2jh's default names, which hub.apiUrl's default assumes too). */}}
+{{- define "hubkit.hubServiceAccount" -}}
+{{- $z2jh := .Values.jupyterhub | default dict -}}
+{{- $name := dig "hub" "serviceAccount" "name" "" $z2jh -}}
+{{- if $name -}}
+{{- $name -}}
+{{- else if $z2jh.fullnameOverride -}}
+{{- printf "%s-hub" $z2jh.fullnameOverride -}}
+{{- else -}}
+hub
+{{- end -}}
+{{- end -}}
