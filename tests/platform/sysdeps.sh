@@ -10,6 +10,7 @@ packages=(
   docker-registry           # real OCI registry for image-menu tests
   iproute2 procps psmisc util-linux   # ip, unshare, mount: the process kubelet runs pods with them
   python3                   # Debian's Python: the single-user "image" venv is built on it (world-readable)
+  buildah podman runc mmdebstrap   # real image builds without a registry (images/build-local.sh, tests/images)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,7 @@ from tornado.web import Application, RequestHandler
 from hubkit.services.culler import Culler, CullerSettings, build_culler
 from hubkit_testing.hub import Hub
 from hubkit_testing.nfs import GaneshaServer
+from hubkit_testing.tiny_spawner import TINY_SPAWNER as TINY_SPAWNER_FRAGMENT
 
 CULLER = "hubkit-culler"
 # The narrowest scopes the culler works with (admin:users only because user culling is tested).
@@ -34,39 +35,8 @@ CULLER_SCOPES = [
     "admin:users",
 ]
 
-# A spawner that runs one trivial local HTTP server process per server: the hub sees real servers
-# start, answer and stop, and the culler (which only talks to the hub) sees real hub state.
-TINY_SPAWNER = """
-import asyncio, socket, sys
-from jupyterhub.spawner import Spawner
-
-class TinySpawner(Spawner):
-    proc = None
-
-    async def start(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )
-        return ("127.0.0.1", port)
-
-    async def poll(self):
-        if self.proc is None:
-            return 0
-        return self.proc.returncode
-
-    async def stop(self, now=False):
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            await self.proc.wait()
-        self.proc = None
-
-c.JupyterHub.spawner_class = TinySpawner
-c.JupyterHub.allow_named_servers = True
-"""
+# Real local HTTP servers as the users' servers (named servers too): see hubkit_testing.tiny_spawner.
+TINY_SPAWNER = TINY_SPAWNER_FRAGMENT + "c.JupyterHub.allow_named_servers = True\n"
 
 
 def culler_service_config(token: str, extra: str = "") -> str:

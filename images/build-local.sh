@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Build one of HubKit's images for real with buildah, on a machine that reaches no container registry:
+# the base images are made here from Debian packages instead of pulled.
+#
+#   images/build-local.sh services      # or: nfs-ganesha
+#
+# prints the built image's reference (localhost/hubkit-local/<image>:<key>) on stdout. Steps, each cached
+# in the system's container storage under a key made from its inputs, so an unchanged step is skipped:
+#   1. localhost/hubkit-local/debian:bookworm-<key> — a bookworm rootfs from mmdebstrap (minbase, no docs,
+#      man pages or locales: what debian:bookworm-slim is), imported as a single-layer image;
+#   2. localhost/hubkit-local/python:3.11-bookworm-<key> — images/local/python.Dockerfile over (1), the
+#      stand-in for python:3.11-slim-bookworm;
+#   3. the image: its own Dockerfile, unchanged, with BASE_IMAGE pointing at (1) or (2).
+# The image key covers the base, the Dockerfile and every file the Dockerfile reads (requirements and
+# packages), so a changed package rebuilds it; older builds of the same image are removed.
+# Needs root, buildah and mmdebstrap (tests/platform/sysdeps.sh installs them), Debian's mirror (apt over
+# http) and PyPI. BUILDAH_ISOLATION and STORAGE_DRIVER are honoured as buildah documents them. The runtime
+# is runc: crun 1.8 (Debian's other choice) refuses a host with hybrid cgroups ("cgroups in hybrid mode not
+# supported, drop all controllers from cgroupv2"), as CI containers often are.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+image=${1:?usage: images/build-local.sh services|nfs-ganesha}
+mirror=${HUBKIT_DEBIAN_MIRROR:-http://deb.debian.org}
+repo=localhost/hubkit-local
+log() { echo "[build-local] $*" >&2; }
+key() { sha256sum | cut -c1-16; }
+exists() { buildah inspect --type image "$1" >/dev/null 2>&1; }
+# Remove the other tags of a repository (older keys) with their layers; one still in use by another image
+# stays.
+prune() {
+  buildah images --format '{{.Name}}:{{.Tag}}' | grep -x "${1%:*}:.*" | grep -vx "$1" \
+    | xargs -r -n1 buildah rmi >/dev/null 2>&1 || true
+}
+
+case "$image" in
+  services) base=python; context=.; inputs=(images/services packages/services) ;;
+  nfs-ganesha) base=debian; context=images/nfs-ganesha; inputs=(images/nfs-ganesha) ;;
+  *) echo "images/build-local.sh: no local build for '$image' (its base cannot be made here)" >&2; exit 2 ;;
+esac
+
+# One build at a time on this machine (parallel test sessions share the storage and the tags).
+lock=${HUBKIT_CACHE:-$HOME/.cache/hubkit}/build-local.lock
+mkdir -p "$(dirname "$lock")"
+exec 9>"$lock"
+flock 9
+
+# 1. The Debian base.
+debootstrap_args=(
+  --variant=minbase --aptopt='APT::Install-Recommends "false"'
+  # merged /usr by symlinks, as bookworm has it, without the usrmerge package (which pulls in Perl)
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias'
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+  --customize-hook='copy-in images/local/docker-clean /etc/apt/apt.conf.d'
+  # With docker-clean's empty Dir::Cache::pkgcache, mmdebstrap's final `apt-get clean` misses these.
+  --customize-hook='rm -f "$1"/var/cache/apt/*.bin'
+  bookworm
+)
+sources=(
+  "deb $mirror/debian bookworm main"
+  "deb $mirror/debian bookworm-updates main"
+  "deb $mirror/debian-security bookworm-security main"
+)
+debian=$repo/debian:bookworm-$( (printf '%s\n' "${debootstrap_args[@]}" "${sources[@]}"
+  cat images/local/docker-clean) | key)
+if ! exists "$debian"; then
+  log "making $debian with mmdebstrap"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  mmdebstrap --quiet "${debootstrap_args[@]}" "$work/rootfs.tar" "${sources[@]}" >&2
+  ctr=$(buildah from scratch)
+  buildah add --quiet "$ctr" "$work/rootfs.tar" / >/dev/null
+  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --cmd bash --label org.opencontainers.image.description="Debian bookworm (mmdebstrap minbase), local" \
+    "$ctr"
+  buildah commit --quiet --rm "$ctr" "$debian" >/dev/null
+  rm -rf "$work"
+fi
+
+# 2. The Python base.
+python=$repo/python:3.11-bookworm-$( (buildah inspect --type image --format '{{.FromImageID}}' "$debian"
+  cat images/local/python.Dockerfile) | key)
+if [ "$base" = python ] && ! exists "$python"; then
+  log "making $python"
+  buildah bud --quiet --runtime runc --pull=never --format docker --build-arg BASE_IMAGE="$debian" \
+    -f images/local/python.Dockerfile -t "$python" images/local >/dev/null
+fi
+base_ref=${!base}
+
+# 3. The image.
+# What the build context holds of the inputs: tracked and new files (not ignored ones), as they are now.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard -- "${inputs[@]}" | LC_ALL=C sort -u)
+present=()
+for f in "${files[@]}"; do if [ -f "$f" ]; then present+=("$f"); fi; done
+ref=$repo/$image:$( (buildah inspect --type image --format '{{.FromImageID}}' "$base_ref"
+  sha256sum "${present[@]}") | key)
+if exists "$ref"; then
+  log "$ref is up to date"
+else
+  log "building $ref from images/$image/Dockerfile"
+  volumes=()
+  # Where HTTPS is intercepted by a proxy with its own CA, pip in the build must trust what the host
+  # trusts. Mounted for the RUN steps only: it is not part of any layer.
+  if [ "$base" = python ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    volumes=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+  fi
+  start=$(date +%s)
+  # Docker format: the OCI image config has no HEALTHCHECK, and the Dockerfiles declare one.
+  buildah bud --quiet --runtime runc --pull=never --format docker "${volumes[@]}" \
+    --build-arg BASE_IMAGE="$base_ref" \
+    -f "images/$image/Dockerfile" -t "$ref" "$context" >&2
+  log "built $ref in $(($(date +%s) - start)) s"
+  prune "$ref"
+  [ "$base" = python ] && prune "$python"
+  prune "$debian"
+fi
+echo "$ref"
