@@ -68,13 +68,8 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
     async def run_post_auth_hook(self, handler: Any, auth_model: Any) -> Any:
         auth_model = await super().run_post_auth_hook(handler, auth_model)  # type: ignore[misc]
         if self.manage_groups:  # type: ignore[attr-defined]
-            first_groups.remember(auth_model)
+            first_groups.remember(getattr(handler, "db", None), auth_model, self.log)
         return auth_model
-
-    def add_user(self, user: Any) -> Any:
-        result = super().add_user(user)  # type: ignore[misc]
-        first_groups.join_remembered(user, self.log)
-        return result
 
     def _db_url(self) -> str:
         if self.hubkit_db_url:

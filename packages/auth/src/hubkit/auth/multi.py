@@ -180,7 +180,7 @@ class HubKitMultiAuthenticator(Authenticator):  # type: ignore[misc]
     async def run_post_auth_hook(self, handler: Any, auth_model: Any) -> Any:
         auth_model = await super().run_post_auth_hook(handler, auth_model)
         if self.manage_groups:
-            first_groups.remember(auth_model)  # the owner's add_user joins them
+            first_groups.remember(getattr(handler, "db", None), auth_model, self.log)
         return auth_model
 
     def add_user(self, user: Any) -> Any:
