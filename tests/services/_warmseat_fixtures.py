@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -17,19 +15,10 @@ from hubkit.services.warmseats import SchedulerConfigInput, scheduler_configurat
 from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.processes import ManagedProcess, free_port
 from hubkit_testing.tools import go_tool
+from hubkit_testing.waiting import wait_for
 
 PATCH = "application/merge-patch+json"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached in {timeout:.0f} s; last: {last!r}")
+__all__ = ["PATCH", "packing_scheduler", "wait_for"]
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from hubkit.services.nfs_keepalive import (
 from hubkit_testing.hub import Hub
 from hubkit_testing.nfs import GaneshaServer
 from hubkit_testing.processes import ManagedProcess, free_port
+from hubkit_testing.service_processes import start_tmpfs_keepalive
 
 KEEPALIVE_BIN = str(Path(sys.executable).parent / "hubkit-nfs-keepalive")
 PREFIX = "HUBKIT_NFS_KEEPALIVE_"
@@ -106,19 +107,9 @@ def private_tmpfs_service(tmp_path: Path) -> Iterator[Callable[[str], tuple[Mana
     procs: list[ManagedProcess] = []
 
     def start(config_extra: str) -> tuple[ManagedProcess, str, Path]:
-        volume = tmp_path / "home"
-        volume.mkdir()
-        port = free_port()
-        config = tmp_path / "keepalive.yaml"
-        config.write_text(
-            f"volumes:\n  - name: home\n    path: {volume}\ninterval_seconds: 0.3\ntimeout_seconds: 3\n"
-            f"listen: 127.0.0.1:{port}\n{config_extra}"
-        )
-        script = f"mount -t tmpfs -o size=512k tmpfs {volume} && exec {KEEPALIVE_BIN} --config {config}"
-        argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script]
-        proc = ManagedProcess("keepalive", argv, tmp_path / "keepalive.log").start()
+        proc, url, volume = start_tmpfs_keepalive(tmp_path, config_extra)
         procs.append(proc)
-        return proc, f"http://127.0.0.1:{port}", volume
+        return proc, url, volume
 
     yield start
     for p in procs:

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _warmseat_fixtures import wait_for
 
 from hubkit.services.image_menu_contract import configmap_for, images_not_everywhere, menu_from_profile_list
 from hubkit.services.prepuller.builders import pull_pod_name
 from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.nodes import KWOK_TAINT, NodeSpec, kwok_node_manifest
-from hubkit_testing.processes import free_port
+from hubkit_testing.service_processes import start_prepuller
+from hubkit_testing.waiting import wait_for
 
 PATCH = "application/merge-patch+json"
 CPU_A = "registry.example.org/course/base:1"
@@ -59,49 +57,6 @@ def finish_pull(cp: ControlPlane, namespace: str, name: str) -> None:
         }
     }
     cp.request("PATCH", f"/api/v1/namespaces/{namespace}/pods/{name}/status", body, content_type=PATCH)
-
-
-class Running:
-    """The ``hubkit-prepuller`` command as a process, with its status server."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.proc, self.port, self.log = proc, port, log
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def status(self) -> dict[str, Any]:
-        return dict(json.loads(self.get("/status")[1]))
-
-
-def start_prepuller(tmp_path: Path, settings: dict[str, Any]) -> Running:
-    port = free_port()
-    config = tmp_path / "prepuller.json"
-    config.write_text(json.dumps({**settings, "listen_host": "127.0.0.1", "listen_port": port}))
-    log = tmp_path / "prepuller.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_PREPULLER_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("hubkit-prepuller")), "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    running = Running(proc, port, log)
-
-    def healthy() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            return running.get("/health")[0] == 200
-        except OSError:
-            return False
-
-    wait_for(healthy, 30, "prepuller healthy")
-    return running
 
 
 @pytest.fixture
@@ -237,8 +192,7 @@ def test_nodes_get_pull_pods_only_for_what_they_lack_and_status_converges(
         assert 'hubkit_prepuller_pulls_total{result="succeeded"} 1.0' in metrics
         assert f'hubkit_prepuller_node_missing_images{{node="{cpu}"}} 0.0' in metrics
     finally:
-        running.proc.terminate()
-        assert running.proc.wait(15) == 0
+        assert running.stop_cleanly() == 0
 
 
 def test_full_image_list_and_a_broken_menu(
@@ -310,9 +264,8 @@ def test_full_image_list_and_a_broken_menu(
             "a confirmed image is not pulled again"
         )
     finally:
-        running.proc.terminate()
-        running.proc.wait(15)
-    assert "ignoring the image menu" in running.log.read_text()
+        running.stop_cleanly()
+    assert "ignoring the image menu" in running.process.log_path.read_text()
 
 
 @pytest.mark.parametrize(

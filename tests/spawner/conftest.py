@@ -108,3 +108,14 @@ def objects_in(cp: ControlPlane, namespace: str) -> dict[str, list[str]]:
 
 def hub_log(hub: Hub) -> str:
     return Path(hub.log_path).read_text(errors="replace")
+
+
+async def show_form(hub: Hub, user: str) -> str:
+    """What the user's browser gets for the spawn page (the server-rendered form)."""
+    client = await hub.login(user)
+    try:
+        r = await client.get("/hub/spawn")
+        assert r.status_code == 200, r.text[:300]
+        return r.text
+    finally:
+        await client.aclose()

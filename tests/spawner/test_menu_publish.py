@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.hub import Hub
 from hubkit_testing.kubespawner_config import SINGLEUSER_IMAGE, kubespawner_config
 from hubkit_testing.registry import RegistryServer
+from hubkit_testing.waiting import eventually
 
-from .conftest import INSTRUCTOR, STUDENT, HubMaker, hub_log, identity_authenticator_config
+from .conftest import INSTRUCTOR, STUDENT, HubMaker, hub_log, identity_authenticator_config, show_form
 
 GRADER = "registry.example.org/course/grader:1"
 TORCH = "registry.example.org/course/torch:3"
@@ -90,33 +90,11 @@ c.HubKitSpawner.profile_list = lambda spawner: json.loads(pathlib.Path({str(prof
 """
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what} not reached in {timeout:.0f} s; last: {last!r}")
-
-
 def read_menu(cp: ControlPlane, namespace: str) -> dict[str, Any] | None:
     for cm in cp.request("GET", f"/api/v1/namespaces/{namespace}/configmaps")["items"]:
         if cm["metadata"]["name"] == CONFIGMAP_NAME:
             return dict(cm)
     return None
-
-
-async def show_form(hub: Hub, user: str) -> str:
-    """What the user's browser gets for the spawn page (the server-rendered form)."""
-    client = await hub.login(user)
-    try:
-        r = await client.get("/hub/spawn")
-        assert r.status_code == 200, r.text[:300]
-        return r.text
-    finally:
-        await client.aclose()
 
 
 async def test_menu_has_every_image_with_placements_and_is_written_only_on_change(

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,12 +14,13 @@ from typing import Any, ClassVar
 import pytest
 
 from hubkit_testing.controlplane import ControlPlane
-from hubkit_testing.hub import Hub
 from hubkit_testing.loopback_http import LoopbackHTTPServer
 from hubkit_testing.nodes import KWOK_TAINT, NodeSpec, kwok_node_manifest
 from hubkit_testing.processes import free_port
+from hubkit_testing.service_processes import start_prepuller
+from hubkit_testing.waiting import wait_for
 
-from .conftest import HubMaker, hub_log
+from .conftest import HubMaker, hub_log, show_form
 
 BASE = "registry.example.org/course/base:1"
 GRADER = "registry.example.org/course/grader:1"
@@ -72,16 +67,6 @@ def marks(form: str) -> set[str]:
                 if f"({HINT})" in text:
                     found.add(f"{slug.group(1)}/{name}/{value}")
     return found
-
-
-async def show_form(hub: Hub, user: str) -> str:
-    client = await hub.login(user)
-    try:
-        r = await client.get("/hub/spawn")
-        assert r.status_code == 200, r.text[:300]
-        return r.text
-    finally:
-        await client.aclose()
 
 
 class StatusHandler(BaseHTTPRequestHandler):
@@ -157,17 +142,6 @@ c.HubKitSpawner.image_menu_publish_interval = 0
 # --- with the real prepuller, reading the menu the hub published ---------------------------------------
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached in {timeout:.0f} s; last: {last!r}")
-
-
 def set_node_images(cp: ControlPlane, name: str, images: list[str]) -> None:
     """What a kubelet reports in its node status once it holds ``images``."""
     body = {"status": {"images": [{"names": [i], "sizeBytes": 10**9} for i in images]}}
@@ -194,37 +168,6 @@ def labelled_nodes(control_plane: ControlPlane) -> Iterator[tuple[dict[str, str]
     finally:
         for name in (cpu, gpu):
             control_plane.request("DELETE", f"/api/v1/nodes/{name}")
-
-
-def start_prepuller(workdir: Path, settings: dict[str, Any], port: int) -> subprocess.Popen[bytes]:
-    """``hubkit-prepuller`` as a process with its status server on ``port``, once /health answers 200."""
-    config = workdir / "prepuller.json"
-    config.write_text(json.dumps({**settings, "listen_host": "127.0.0.1", "listen_port": port}))
-    log = workdir / "prepuller.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_PREPULLER_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("hubkit-prepuller")), "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-    def healthy() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                return bool(r.status == 200)
-        except (OSError, urllib.error.HTTPError):
-            return False
-
-    wait_for(healthy, 30, "prepuller healthy")
-    return proc
-
-
-def prepuller_status(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
-        return dict(json.loads(r.read()))
 
 
 async def test_real_prepuller_reads_the_published_menu_and_the_form_shows_what_is_missing(
@@ -266,17 +209,17 @@ c.HubKitSpawner.prepuller_status_timeout = 1
         "tolerations": [{"key": KWOK_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
         "resync_seconds": 2,
     }
-    proc = start_prepuller(tmp_path, settings, port)
+    running = start_prepuller(tmp_path, settings, port)
     try:
 
         def status_images() -> dict[str, dict[str, Any]]:
-            return {i["image"]: i for i in prepuller_status(port)["images"]}
+            return {i["image"]: i for i in running.status()["images"]}
 
         images = wait_for(lambda: len(s := status_images()) >= 4 and s, 30, "the hub's images in the status")
         assert images[GRADER]["missing"] == [cpu]
         assert images[TORCH]["missing"] == [gpu]
         assert images[BASE]["on_every_eligible_node"]
-        assert prepuller_status(port)["hubs"] == [
+        assert running.status()["hubs"] == [
             {"configmap": f"{restricted_namespace}/hubkit-image-menu", "hub": "physics"}
         ]
         assert marks(await show_form(hub, "instructor")) == {
@@ -291,5 +234,4 @@ c.HubKitSpawner.prepuller_status_timeout = 1
         await asyncio.sleep(0.4)
         assert marks(await show_form(hub, "instructor")) == {"profile:gpu", "profile:research"}
     finally:
-        proc.terminate()
-        assert proc.wait(15) == 0
+        assert running.stop_cleanly() == 0

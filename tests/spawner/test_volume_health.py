@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,30 +13,20 @@ import pytest
 
 from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.hub import Hub
-from hubkit_testing.processes import ManagedProcess, free_port
+from hubkit_testing.processes import ManagedProcess
+from hubkit_testing.service_processes import start_tmpfs_keepalive
 
 from .conftest import HubMaker, hub_log, objects_in
 
-KEEPALIVE_BIN = str(Path(sys.executable).parent / "hubkit-nfs-keepalive")
 REFUSAL = "Home directories are unavailable; an administrator has been alerted; try again later."
 
 
 @pytest.fixture
 def keepalive(tmp_path: Path) -> Iterator[tuple[ManagedProcess, str, Path]]:
     """hubkit-nfs-keepalive probing a 512 KiB tmpfs "home" in its own mount namespace."""
-    volume = tmp_path / "home"
-    volume.mkdir()
-    port = free_port()
-    config = tmp_path / "keepalive.yaml"
-    config.write_text(
-        f"volumes:\n  - name: home\n    path: {volume}\ninterval_seconds: 0.3\ntimeout_seconds: 3\n"
-        f"listen: 127.0.0.1:{port}\n"
-    )
-    script = f"mount -t tmpfs -o size=512k tmpfs {volume} && exec {KEEPALIVE_BIN} --config {config}"
-    argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script]
-    proc = ManagedProcess("keepalive", argv, tmp_path / "keepalive.log").start()
+    proc, url, volume = start_tmpfs_keepalive(tmp_path)
     try:
-        yield proc, f"http://127.0.0.1:{port}/health", volume
+        yield proc, f"{url}/health", volume
     finally:
         proc.stop()
 

@@ -65,8 +65,16 @@ class LTIOptionsMixin(IdentityAuthenticatorMixin):
 
     login_service: str
 
-    def reject(self, handler: Any, error: LaunchRejected, context: str) -> HTTPError:
-        """Log the rejection with its context; the HTTPError carries only the plain sentence."""
+    def reject(self, handler: Any, error: HubKitAuthError, context: str) -> HTTPError:
+        """Log the rejection with its context; the HTTPError carries only the plain sentence.
+
+        A replayed nonce answers 401, a failed validation its own status, any other refusal (say a
+        name bound to someone else) 403.
+        """
+        if isinstance(error, NonceReused):
+            error = LaunchRejected("This launch was already used; launch again from the LMS.", 401)
+        elif not isinstance(error, LaunchRejected):
+            error = LaunchRejected(str(error), 403)
         remote = getattr(getattr(handler, "request", None), "remote_ip", "?")
         self.log.warning(
             "%s launch rejected (%d): %s [%s, remote=%s]",
@@ -126,13 +134,8 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
             launch = SignedLaunch(url=url, body=body, query=query, now=time.time())
             consumer = check_launch(launch, self.consumers, float(self.timestamp_window))
             return await self._auth_model(handler, consumer, params)
-        except NonceReused as e:
-            replay = LaunchRejected("This launch was already used; launch again from the LMS.", 401)
-            raise self.reject(handler, replay, context) from e
-        except LaunchRejected as e:
-            raise self.reject(handler, e, context) from e
         except HubKitAuthError as e:
-            raise self.reject(handler, LaunchRejected(str(e), 403), context) from e
+            raise self.reject(handler, e, context) from e
 
     async def _auth_model(self, handler: Any, consumer: str, params: dict[str, str]) -> dict[str, Any]:
         limits = self.launch_limits()

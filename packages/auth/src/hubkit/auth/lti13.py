@@ -14,7 +14,7 @@ from tornado.web import HTTPError, decode_signed_value
 from traitlets import Bool as TBool
 from traitlets import Dict, Int, List, Unicode, default
 
-from .exceptions import HubKitAuthError, LaunchRejected, NonceReused
+from .exceptions import HubKitAuthError, LaunchRejected
 from .jwks import JWKSCache
 from .lti11 import LTIOptionsMixin
 from .lti13_token import (
@@ -221,13 +221,8 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
             context += f", sub={str(claims['sub'])[:64]!r}"
             nonce = (f"lti13:{platform.issuer}", str(state["nonce"]), 2.0 * self.state_max_age)
             return await self._auth_model(handler, platform, claims, nonce)
-        except NonceReused as e:
-            replay = LaunchRejected("This launch was already used; launch again from the LMS.", 401)
-            raise self.reject(handler, replay, context) from e
-        except LaunchRejected as e:
-            raise self.reject(handler, e, context) from e
         except HubKitAuthError as e:
-            raise self.reject(handler, LaunchRejected(str(e), 403), context) from e
+            raise self.reject(handler, e, context) from e
 
     async def _auth_model(
         self, handler: Any, platform: Platform, claims: dict[str, Any], nonce: tuple[str, str, float]
