@@ -7,6 +7,7 @@ JupyterHub's synchronisation as before.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 
@@ -50,6 +51,8 @@ async def test_a_new_user_joins_existing_and_new_groups_and_the_groups_roles_app
     hub.options.config += STAFF_ROLE
     hub.start()
 
+    # Reading the group loads its member list into the hub's session; a new member must still show.
+    assert (await hub.api("GET", "/groups/course:c1:instructor"))["users"] == [first.user_id]
     instructor, student = person("instructor"), person("student")
     await launch(hub, lms, instructor, C1)
     await launch(hub, lms, student, C1)
@@ -80,3 +83,27 @@ async def test_a_returning_user_whose_course_changed_moves_groups(
     assert (await hub.api("GET", "/groups/course:c1:student"))["users"] == []
     log = hub.log_path.read_text()
     assert f"Adding user {who.user_id} to group(s): {{'course:c2:ta'}}" in log  # JupyterHub's own sync
+
+
+async def test_on_postgresql_first_logins_join_groups_and_replays_are_refused_after_a_restart(
+    lti11_hub_factory: Callable[[str], Hub], lms: LMSSimulator, postgres_url: str
+) -> None:
+    # The hub's database, and so HubKit's ledger and the group rows written at user creation, on PostgreSQL.
+    hub = lti11_hub_factory(f"c.JupyterHub.db_url = {postgres_url!r}\n")
+    people = [person("student") for _ in range(12)] + [person("instructor")]
+    signed = [lms.lti11_params(who, C1) for who in people]
+    async with hub.client() as c:
+        responses = await asyncio.gather(*(c.post("/hub/lti/launch", data=p) for p in signed))
+    assert [r.status_code for r in responses] == [302] * len(people)
+    students = (await hub.api("GET", "/groups/course:c1:student"))["users"]
+    assert sorted(students) == sorted(p.user_id for p in people[:-1])
+    blocks = [(await hub.api("GET", f"/users/{p.user_id}"))["auth_state"]["hubkit"] for p in people]
+    assert len({b["uid"] for b in blocks}) == len(people)
+    assert len({tuple(b["posix_groups"].values()) for b in blocks[:-1]}) == 1  # one course gid
+
+    hub.stop()
+    hub.start()
+    async with hub.client() as c:
+        r = await c.post("/hub/lti/launch", data=signed[0])
+    assert r.status_code == 401, r.text
+    assert "already used" in r.text

@@ -6,6 +6,7 @@ import asyncio
 import html
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from hubkit.auth import home_name
 from hubkit.auth.identity import posix_group_name
 from hubkit_testing.hub import Hub
 from hubkit_testing.lms_simulator import Course, Launch11Options, LMSSimulator, Person
+from hubkit_testing.tiny_spawner import TINY_SPAWNER
 
 LAUNCH = "/hub/lti/launch"
 LTI11_ID_RANGE = (3_000_000, 3_000_999)  # as configured by the lti11_hub fixture
@@ -219,3 +221,32 @@ async def test_a_replayed_launch_is_refused_also_after_a_hub_restart(
     before = (await user_model(lti11_hub, student.user_id))["auth_state"]["hubkit"]
     assert (await launch(lti11_hub, lms.lti11_params(student))).status_code == 302
     assert (await user_model(lti11_hub, student.user_id))["auth_state"]["hubkit"] == before
+
+
+async def test_without_a_target_a_launch_lands_where_jupyterhub_sends_a_login(
+    lti11_hub_factory: Callable[[str], Hub], lms: LMSSimulator
+) -> None:
+    # No default_url: JupyterHub sends a login to the spawn page, or to the running server.
+    shared_hub_url = lms.config.hub_url
+    hub = lti11_hub_factory('c.JupyterHub.default_url = ""\n' + TINY_SPAWNER)
+    try:
+        student = person()
+        r = await launch(hub, lms.lti11_params(student))
+        assert r.status_code == 302, r.text
+        assert r.headers["location"] == "/hub/spawn"
+        await hub.start_server(student.user_id)
+        r = await launch(hub, lms.lti11_params(student))
+        assert r.headers["location"] == f"/user/{student.user_id}/"
+        await hub.stop_server(student.user_id)
+        r = await launch(hub, lms.lti11_params(student))
+        assert r.headers["location"] == "/hub/spawn"
+        # A ?next= on the (signed) launch URL still wins, as for any JupyterHub login.
+        signed_url = Launch11Options(url=lms.config.lti11_launch_url + "?next=%2Fhub%2Fhome")
+        async with hub.client() as c:
+            r = await c.post(
+                LAUNCH, params={"next": "/hub/home"}, data=lms.lti11_params(person(), options=signed_url)
+            )
+        assert r.status_code == 302, r.text
+        assert r.headers["location"] == "/hub/home"
+    finally:
+        lms.config.hub_url = shared_hub_url  # the module's other tests launch into the shared hub

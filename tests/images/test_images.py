@@ -49,14 +49,24 @@ def _venv_with(tmp_path: Path, requirements: Path, *local: Path) -> Path:
 @pytest.mark.parametrize("image", ["hub", "services"])
 def test_requirements_are_the_locked_set(image: str, tmp_path: Path) -> None:
     """images/<image>/requirements.txt is exactly what images/export-requirements.sh makes from uv.lock."""
-    packages = {
-        "hub": ["hubkit-spawner", "hubkit-auth", "hubkit-services"],
-        "services": ["hubkit-services"],
-    }[image]
+    hub = ("hubkit-spawner", "hubkit-auth", "hubkit-services")
+    packages = {"hub": hub, "services": ("hubkit-services",)}[image]
+    # the hub also gets psycopg, so a postgresql:// hub database works (hubkit-auth[postgresql])
+    selection = [arg for package in packages for arg in ("--package", package)]
+    if image == "hub":
+        selection += ["--extra", "postgresql"]
     out = tmp_path / "requirements.txt"
-    args = [_uv(), "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-header", "-o", out]
-    for package in packages:
-        args += ["--package", package]
+    args = [
+        _uv(),
+        "export",
+        "--frozen",
+        "--no-dev",
+        "--no-emit-workspace",
+        "--no-header",
+        "-o",
+        out,
+        *selection,
+    ]
     subprocess.run([str(a) for a in args], capture_output=True, check=True, cwd=REPO_ROOT)
     assert out.read_text() == (IMAGES / image / "requirements.txt").read_text(), (
         f"images/{image}/requirements.txt is stale: run images/export-requirements.sh"
@@ -93,6 +103,9 @@ def test_hub_set_installs_and_jupyterhub_lists_the_hubkit_classes(tmp_path: Path
     )
     names = "hubkit-cilogon hubkit-github hubkit-ldap hubkit-lti11 hubkit-lti13 hubkit-multi"
     assert _run(venv / "bin" / "python", "-c", probe).strip() == f"{names} HubKitSpawner"
+    # A postgresql:// hub database URL finds its driver (SQLAlchemy 2.1 picks psycopg 3).
+    driver = "import sqlalchemy as s; print(s.create_engine('postgresql://hub@db.invalid/jupyterhub').driver)"
+    assert _run(venv / "bin" / "python", "-c", driver).strip() == "psycopg"
 
 
 def test_services_set_installs_and_every_command_loads(tmp_path: Path) -> None:

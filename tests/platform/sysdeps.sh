@@ -11,6 +11,7 @@ packages=(
   iproute2 procps psmisc util-linux   # ip, unshare, mount: the process kubelet runs pods with them
   python3                   # Debian's Python: the single-user "image" venv is built on it (world-readable)
   buildah podman runc mmdebstrap   # real image builds without a registry (images/build-local.sh, tests/images)
+  postgresql                # real PostgreSQL server: the identity ledger and a hub on PostgreSQL
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,7 @@
 - ``hub_factory``: start real JupyterHubs (with configurable-http-proxy); all stopped after the test.
 - ``kube_hub``: a hub whose stock KubeSpawner spawns into the test's namespace.
 - ``ldap_server`` (session), ``browser`` (session) and ``page``: see ldap.py and browser.py.
+- ``postgres_server`` (session) and ``postgres_url`` (a fresh database per test): see postgres.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .controlplane import ControlPlane
 from .hub import Hub, HubOptions
 from .kubespawner_config import kubespawner_config
 from .ldap import ldap_server
+from .postgres import postgres_server, postgres_url
 
 __all__ = [
     "browser",
@@ -31,6 +33,8 @@ __all__ = [
     "ldap_server",
     "namespace",
     "page",
+    "postgres_server",
+    "postgres_url",
 ]
 
 HubFactory = Callable[..., Hub]

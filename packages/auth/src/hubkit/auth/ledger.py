@@ -8,11 +8,13 @@ several hub replicas or many simultaneous first logins cannot hand out the same 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
     Column,
@@ -31,7 +33,10 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 from .exceptions import AllocationError, NonceReused, UsernameTakenError
 
@@ -61,10 +66,14 @@ nonces = Table(
     Column("seen", Float, nullable=False, index=True),
 )
 
+log = logging.getLogger(__name__)
 _RETRIES = 50
+_BUSY = "The hub database is busy or unreachable; try again."
 
-# The statements of a login, built once: a launch storm then pays only for execution, not for
-# constructing and cache-keying the same SQL expressions on the hub's event loop every time.
+# The statements of a login, built once and compiled once per database dialect; they run on the driver's
+# own cursor. A first login runs about eight short statements on the hub's event loop, and SQLAlchemy's
+# per-execution bookkeeping (connection, transaction and result objects) would cost twice what the
+# database does.
 _INSERT_NONCE = insert(nonces).values(
     scope=bindparam("scope"), nonce=bindparam("nonce"), seen=bindparam("now")
 )
@@ -85,6 +94,49 @@ _NONCE_SEEN = select(nonces.c.seen).where(
 _INSERT_NUMBER = insert(posix_ids).values(
     kind=bindparam("kind"), owner=bindparam("owner"), number=bindparam("number"), created=bindparam("now")
 )
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    order: tuple[str, ...] | None  # bind names in placeholder order (positional drivers), else None
+
+
+class _Cursor:
+    """One transaction's DBAPI cursor running prebuilt statements; driver errors become SQLAlchemy's."""
+
+    def __init__(self, cursor: Any, dialect: Dialect, compiled: dict[ClauseElement, _Compiled]) -> None:
+        self._cursor, self._dialect, self._compiled = cursor, dialect, compiled
+
+    def execute(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+        c = self._compiled.get(statement)
+        if c is None:
+            c = self._compiled[statement] = _compile(statement, self._dialect)
+        args = tuple(params[name] for name in c.order) if c.order is not None else dict(params)
+        with _driver_errors(self._dialect, c.sql, args):
+            self._cursor.execute(c.sql, args)
+        return self._cursor
+
+    def first(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+        return self.execute(statement, params).fetchone()
+
+    def sql(self, text: str) -> None:
+        """A fixed statement without parameters (savepoints)."""
+        with _driver_errors(self._dialect, text, ()):
+            self._cursor.execute(text)
+
+
+def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
+    done = cast(SQLCompiler, statement.compile(dialect=dialect))
+    return _Compiled(str(done), tuple(done.positiontup or ()) if done.positional else None)
+
+
+@contextmanager
+def _driver_errors(dialect: Dialect, sql: str, params: Any) -> Iterator[None]:
+    dbapi = dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as e:
+        raise DBAPIError.instance(sql, params, e, dbapi.Error, dialect=dialect) from e
 
 
 @dataclass(frozen=True)
@@ -112,8 +164,21 @@ class Admitted(NamedTuple):
     gids: dict[str, int]
 
 
+Outcome = Admitted | Exception  # a login's result, or the error refusing it
+
+
+def _settle(batch: list[tuple[Admission, asyncio.Future[Admitted]]], outcomes: list[Any]) -> None:
+    for (_admission, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():  # the waiting request went away
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
 class IdentityLedger:
-    """Synchronous operations on HubKit's tables, plus ``a*`` coroutines that run them in a thread."""
+    """Synchronous operations on HubKit's tables, plus ``aadmit`` for logins on the hub's event loop."""
 
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
@@ -131,7 +196,40 @@ class IdentityLedger:
         # SQLite allows one writer: serialise this process's writers instead of spinning on "locked".
         self._lock = threading.Lock() if self.sqlite else None
         self._last_purge = 0.0
+        self._compiled: dict[ClauseElement, _Compiled] = {}
+        self._where = self.engine.url.render_as_string(hide_password=True)
+        self._queue: list[tuple[Admission, asyncio.Future[Admitted]]] = []  # logins awaiting a batch
+        self._threads: set[asyncio.Future[list[Outcome]]] = set()  # batches running in threads
         metadata.create_all(self.engine)
+
+    @contextmanager
+    def _transaction(self, engine: Engine | None = None) -> Iterator[_Cursor]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``) on a pooled driver connection."""
+        engine = engine or self.engine
+        conn = engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            if self.sqlite:
+                with _driver_errors(engine.dialect, "BEGIN IMMEDIATE", ()):
+                    cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Cursor(cursor, engine.dialect, self._compiled)
+            except BaseException:
+                conn.rollback()
+                raise
+            with _driver_errors(engine.dialect, "COMMIT", ()):
+                conn.commit()
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[_Cursor]:
+        conn = self.engine.raw_connection()
+        try:
+            yield _Cursor(conn.cursor(), self.engine.dialect, self._compiled)
+            conn.rollback()
+        finally:
+            conn.close()
 
     def _locked(self, fn: Callable[[], T]) -> T:
         for attempt in range(_RETRIES):
@@ -142,15 +240,15 @@ class IdentityLedger:
                     return fn()
             except OperationalError as e:  # another process holds SQLite's write lock
                 if "locked" not in str(e) or attempt == _RETRIES - 1:
-                    raise AllocationError("The hub database is busy or unreachable; try again.") from e
+                    raise AllocationError(_BUSY) from e
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
     # --- POSIX ids --------------------------------------------------------------------------------
 
     def lookup(self, kind: str, owner: str) -> int | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(_NUMBER_OF, {"kind": kind, "owner": owner}).first()
+        with self._reading() as cur:
+            row = cur.first(_NUMBER_OF, {"kind": kind, "owner": owner})
         return None if row is None else int(row[0])
 
     def allocate(self, kind: str, owner: str, number_range: tuple[int, int]) -> int:
@@ -167,22 +265,22 @@ class IdentityLedger:
         raise AllocationError(f"Could not allocate a {kind} id for {owner!r} after {_RETRIES} attempts.")
 
     def _insert_next(self, kind: str, owner: str, lo: int, hi: int) -> int:
-        with self.engine.begin() as conn:
-            return self._insert_number(conn, kind, owner, (lo, hi))
+        with self._transaction() as cur:
+            return self._insert_number(cur, kind, owner, (lo, hi))
 
     @staticmethod
-    def _insert_number(conn: Connection, kind: str, owner: str, number_range: tuple[int, int]) -> int:
+    def _insert_number(cur: _Cursor, kind: str, owner: str, number_range: tuple[int, int]) -> int:
         lo, hi = number_range
-        top = conn.execute(_TOP_NUMBER, {"lo": lo, "hi": hi}).scalar()
+        top = cur.first(_TOP_NUMBER, {"lo": lo, "hi": hi})[0]
         number = lo if top is None else int(top) + 1
         if number >= hi:
             raise AllocationError(
                 f"The id range {lo}-{hi - 1} is used up; widen the authenticator's id range."
             )
-        conn.execute(_INSERT_NUMBER, {"kind": kind, "owner": owner, "number": number, "now": time.time()})
+        cur.execute(_INSERT_NUMBER, {"kind": kind, "owner": owner, "number": number, "now": time.time()})
         return number
 
-    # --- one transaction per login -------------------------------------------------------------
+    # --- logins: one transaction and one durable commit for the logins that arrive together ---------
 
     def admit(self, admission: Admission) -> Admitted:
         """Record the nonce, bind the username, allocate or read the uid and the groups' gids.
@@ -190,73 +288,123 @@ class IdentityLedger:
         Raises NonceReused for a replay and UsernameTakenError for a name bound to another key; in
         both cases nothing is written.
         """
-        for _ in range(_RETRIES):
-            try:
-                return self._locked(lambda: self._admit_once(admission))
-            except IntegrityError:
-                if admission.nonce is not None and self._nonce_seen(*admission.nonce[:2]):
-                    raise NonceReused("This launch was already used.") from None
-                continue  # a concurrent replica took the number: try again
-        raise AllocationError(f"Could not record the login of {admission.key!r}; try again.")
+        (outcome,) = self._locked(lambda: self._admit_all([admission]))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    def _admit_once(self, a: Admission, engine: Engine | None = None) -> Admitted:
+    def _admit_all(self, admissions: list[Admission], engine: Engine | None = None) -> list[Outcome]:
+        """Several logins in one transaction, each in its own savepoint: a replay or a taken name
+        refuses that login alone, and all the others become durable with a single commit."""
         now = time.time()
-        with (engine or self.engine).begin() as conn:
-            if a.nonce is not None:
-                scope, value, keep = a.nonce
-                if now - self._last_purge > 60:
-                    conn.execute(_PURGE_NONCES, {"before": now - keep})
-                    self._last_purge = now
-                conn.execute(_INSERT_NONCE, {"scope": scope, "nonce": value, "now": now})
-            if a.username is not None:
-                bound = conn.execute(_BOUND_KEY, {"username": a.username}).first()
-                if bound is None:
-                    conn.execute(_BIND_USERNAME, {"username": a.username, "key": a.key, "now": now})
-                elif bound[0] != a.key:
-                    raise UsernameTakenError(
-                        f"The account name {a.username!r} already belongs to someone else; "
-                        "ask the hub's admins to link or rename accounts."
-                    )
-            uid = self._number(conn, "user", a.key, a.id_range) if a.allocate else None
-            gids = {owner: self._number(conn, "group", owner, a.id_range) for owner in a.groups}
-            return Admitted(uid, gids)
+        with self._transaction(engine) as cur:
+            keep = max((a.nonce[2] for a in admissions if a.nonce is not None), default=None)
+            if keep is not None and now - self._last_purge > 60:
+                cur.execute(_PURGE_NONCES, {"before": now - keep})
+                self._last_purge = now
+            return [self._admit_one(cur, a, now) for a in admissions]
 
-    def _number(self, conn: Connection, kind: str, owner: str, number_range: tuple[int, int]) -> int:
-        found = conn.execute(_NUMBER_OF, {"kind": kind, "owner": owner}).first()
+    def _admit_one(self, cur: _Cursor, a: Admission, now: float) -> Outcome:
+        for _ in range(_RETRIES):
+            cur.sql("SAVEPOINT hubkit_admit")
+            try:
+                admitted = self._write(cur, a, now)
+            except IntegrityError:
+                cur.sql("ROLLBACK TO SAVEPOINT hubkit_admit")
+                cur.sql("RELEASE SAVEPOINT hubkit_admit")
+                if a.nonce is not None and cur.first(_NONCE_SEEN, {"scope": a.nonce[0], "nonce": a.nonce[1]}):
+                    return NonceReused("This launch was already used.")
+                continue  # a concurrent replica took the number: look again
+            except (UsernameTakenError, AllocationError) as e:
+                cur.sql("ROLLBACK TO SAVEPOINT hubkit_admit")
+                cur.sql("RELEASE SAVEPOINT hubkit_admit")
+                return e
+            cur.sql("RELEASE SAVEPOINT hubkit_admit")
+            return admitted
+        return AllocationError(f"Could not record the login of {a.key!r}; try again.")
+
+    def _write(self, cur: _Cursor, a: Admission, now: float) -> Admitted:
+        if a.nonce is not None:
+            cur.execute(_INSERT_NONCE, {"scope": a.nonce[0], "nonce": a.nonce[1], "now": now})
+        if a.username is not None:
+            bound = cur.first(_BOUND_KEY, {"username": a.username})
+            if bound is None:
+                cur.execute(_BIND_USERNAME, {"username": a.username, "key": a.key, "now": now})
+            elif bound[0] != a.key:
+                raise UsernameTakenError(
+                    f"The account name {a.username!r} already belongs to someone else; "
+                    "ask the hub's admins to link or rename accounts."
+                )
+        uid = self._number(cur, "user", a.key, a.id_range) if a.allocate else None
+        gids = {owner: self._number(cur, "group", owner, a.id_range) for owner in a.groups}
+        return Admitted(uid, gids)
+
+    def _number(self, cur: _Cursor, kind: str, owner: str, number_range: tuple[int, int]) -> int:
+        found = cur.first(_NUMBER_OF, {"kind": kind, "owner": owner})
         if found is not None:
             return int(found[0])
-        return self._insert_number(conn, kind, owner, number_range)
-
-    def _nonce_seen(self, scope: str, value: str) -> bool:
-        with self.engine.connect() as conn:
-            row = conn.execute(_NONCE_SEEN, {"scope": scope, "nonce": value})
-            return row.first() is not None
+        return self._insert_number(cur, kind, owner, number_range)
 
     async def aadmit(self, admission: Admission) -> Admitted:
-        """``admit`` without blocking the event loop.
+        """``admit`` without blocking the event loop, sharing one commit with concurrent logins.
 
-        SQLite: first one attempt right here on the loop, like JupyterHub's own (short) writes, but
-        without ever waiting: if this process's or another's writer holds the lock, the attempt
-        fails at once and the admission moves to a thread that may wait. Writing from a thread while
-        JupyterHub writes on the loop would make the loop sleep in SQLite's busy handler instead.
+        Logins that reach this point in the same turn of the event loop (a class launching at once)
+        are written together: one transaction, one durable commit (the costly part of a first login),
+        each login still refused or admitted on its own. SQLite: the batch first runs right here on
+        the loop, like JupyterHub's own short writes, but never waits: if another writer holds the
+        lock it fails at once and the batch moves to a thread that may wait. Writing from a thread
+        while JupyterHub writes on the loop would make the loop sleep in SQLite's busy handler instead.
         """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Admitted] = loop.create_future()
+        if self._queue and self._queue[0][1].get_loop() is not loop:
+            self._queue = []  # left by an event loop that stopped before its batch ran
+        self._queue.append((admission, future))
+        if len(self._queue) == 1:
+            loop.call_soon(self._run_batch)
+        return await future
+
+    def _run_batch(self) -> None:
+        batch, self._queue = self._queue, []
+        admissions = [a for a, _ in batch]
         if self.inline_engine is not None and self._lock is not None and self._lock.acquire(blocking=False):
+            outcomes: list[Any] | None = None
             try:
-                return self._admit_once(admission, self.inline_engine)
-            except OperationalError as e:
+                outcomes = self._admit_all(admissions, self.inline_engine)
+            except OperationalError as e:  # "locked": another writer is busy, so wait in a thread
                 if "locked" not in str(e):
-                    raise AllocationError("The hub database is busy or unreachable; try again.") from e
-            except IntegrityError:
-                pass  # a replay or a concurrent replica: the thread path sorts out which
+                    log.warning("Could not record %d login(s) in %s: %s", len(batch), self._where, e)
+                    outcomes = [AllocationError(_BUSY)] * len(batch)
+            except Exception as e:  # never leave a login waiting
+                log.warning("Could not record %d login(s) in %s: %s", len(batch), self._where, e)
+                outcomes = [AllocationError(_BUSY)] * len(batch)
             finally:
                 self._lock.release()
-        return await asyncio.to_thread(self.admit, admission)
+            if outcomes is not None:
+                _settle(batch, outcomes)
+                return
+        task = asyncio.ensure_future(asyncio.to_thread(self._locked, lambda: self._admit_all(admissions)))
+        self._threads.add(task)
+
+        def done(task: asyncio.Future[list[Outcome]]) -> None:
+            self._threads.discard(task)
+            error = task.exception()
+            if error is not None:
+                log.warning(
+                    "Could not record %d login(s) in %s: %s",
+                    len(batch),
+                    self._where,
+                    error.__cause__ or error,
+                )
+            _settle(batch, [error] * len(batch) if error is not None else task.result())
+
+        task.add_done_callback(done)
 
     # --- usernames ---------------------------------------------------------------------------------
 
     def username_key(self, username: str) -> str | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(_BOUND_KEY, {"username": username}).first()
+        with self._reading() as cur:
+            row = cur.first(_BOUND_KEY, {"username": username})
         return None if row is None else str(row[0])
 
 

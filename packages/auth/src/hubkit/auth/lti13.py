@@ -25,7 +25,7 @@ from .lti13_token import (
     unverified_header,
     verify_id_token,
 )
-from .lti_handlers import TARGET_ATTR, IframeCookieMixin
+from .lti_handlers import TARGET_ATTR, IframeCookieMixin, landing_url
 from .lti_launch import check_user_id, check_username, course_groups, launch_target, target_request
 
 STATE_NAME = "hubkit-lti13-state"
@@ -66,7 +66,7 @@ class HubKitLTI13CallbackHandler(IframeCookieMixin, BaseHandler):  # type: ignor
         if user is None:
             raise HTTPError(403, "This launch is valid, but the hub does not allow this user to log in.")
         self.clear_cookie(STATE_NAME, path=self.hub.base_url)
-        self.redirect(getattr(self, TARGET_ATTR, None) or self.get_next_url(user))
+        self.redirect(landing_url(self, user))
 
 
 class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ignore[misc]

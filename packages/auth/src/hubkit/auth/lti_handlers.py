@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from jupyterhub.utils import url_path_join
 from ltiauthenticator.lti11.handlers import LTI11AuthenticateHandler  # type: ignore[import-untyped]
 from tornado.web import HTTPError
 
 TARGET_ATTR = "_hubkit_launch_target"
+
+
+def landing_url(handler: Any, user: Any) -> str:
+    """Where a launch lands: its notebook / nbgitpuller target, else where JupyterHub sends a login.
+
+    JupyterHub asks the user's default Spawner whether its server runs, creating that Spawner (its
+    whole configuration) on every first launch. A user without one in memory has no running server
+    (the hub creates the Spawners of running servers at start-up), so the answer is JupyterHub's own
+    spawn page, without creating the Spawner before the browser asks for that page.
+    """
+    target: str | None = getattr(handler, TARGET_ATTR, None)
+    if target:
+        return target
+    if handler.redirect_to_server and not handler.default_url and "" not in user.spawners:
+        return str(handler.get_next_url(user, default=url_path_join(handler.hub.base_url, "spawn")))
+    return str(handler.get_next_url(user))
 
 
 class IframeCookieMixin:
@@ -31,5 +48,4 @@ class HubKitLTI11LaunchHandler(IframeCookieMixin, LTI11AuthenticateHandler):  # 
         user = await self.login_user()
         if user is None:
             raise HTTPError(403, "This launch is valid, but the hub does not allow this user to log in.")
-        target = getattr(self, TARGET_ATTR, None) or self.get_next_url(user)
-        self.redirect(target)
+        self.redirect(landing_url(self, user))
