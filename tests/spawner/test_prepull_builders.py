@@ -16,7 +16,7 @@ from hubkit.services.image_menu_contract import (
     menu_from_configmap,
 )
 from hubkit.spawner.form import render_form
-from hubkit.spawner.prepull import MenuSource, SlowImages, menu_configmap, slow_images
+from hubkit.spawner.prepull import MenuSource, SlowImages, menu_configmap, menu_namespace, slow_images
 from hubkit.spawner.profiles import initialize_profiles
 
 DEFAULT = "quay.io/jupyterhub/singleuser:5.3"
@@ -108,6 +108,14 @@ def test_no_profiles_publish_the_spawner_image_and_bad_names_are_refused() -> No
     assert [(e.image, e.profiles) for e in menu.images] == [(DEFAULT, ("default",))]
     with pytest.raises(ImageMenuError, match="not an image reference"):
         menu_configmap(_source(extra_images=("Not An Image",)))
+
+
+def test_one_menu_per_hub_also_with_user_namespaces() -> None:
+    # The spawner's namespace normally; with user namespaces the hub's own, never jhub-alice's.
+    assert menu_namespace("", "physics", None) == "physics"
+    assert menu_namespace("", "jhub-alice", "jhub") == "jhub"
+    assert menu_namespace("menus", "jhub-alice", "jhub") == "menus"  # configured wins
+    assert menu_namespace("menus", "physics", None) == "menus"
 
 
 def test_marks_follow_the_images_that_are_not_everywhere() -> None:

@@ -12,7 +12,7 @@ from traitlets import Float, HasTraits, List, Unicode
 
 from hubkit.services.image_menu_contract import CONFIGMAP_NAME
 
-from .prepull import PLACEMENT_KEYS, MenuSource, SlowImages, menu_configmap, slow_images
+from .prepull import PLACEMENT_KEYS, MenuSource, SlowImages, menu_configmap, menu_namespace, slow_images
 from .prepuller_client import PrepullerUnavailable, StatusCache
 from .profiles import Profile
 
@@ -27,7 +27,10 @@ class PrepullMixin(HasTraits):
         kube_storage: KubeStorage
         log: logging.Logger
         namespace: str
+        enable_user_namespaces: bool
         _hubkit_baseline: dict[str, Any]
+
+        def _namespace_default(self) -> str: ...
 
     prepull_extra_images = List(
         Unicode(),
@@ -39,7 +42,7 @@ class PrepullMixin(HasTraits):
     image_menu_publish_interval = Float(
         300.0,
         config=True,
-        help="""Publish the hub's image menu (the ConfigMap hubkit-image-menu in the spawner's namespace,
+        help="""Publish the hub's image menu (the ConfigMap hubkit-image-menu in image_menu_namespace,
         read by hubkit-prepuller) at most once per this many seconds, when a spawn form is shown or a
         server is started. The menu lists every profile and option choice regardless of who asks,
         registry-backed menus with the tags they currently list, and prepull_extra_images; the object is
@@ -50,7 +53,14 @@ class PrepullMixin(HasTraits):
         "",
         config=True,
         help="""The hub's name in the published image menu (label hubkit.dev/hub, shown in the
-        prepuller's status). Empty means the spawner's namespace.""",
+        prepuller's status). Empty means the namespace the menu is published in.""",
+    )
+    image_menu_namespace = Unicode(
+        "",
+        config=True,
+        help="""Namespace of the published image menu. Empty means the spawner's namespace, or, with
+        enable_user_namespaces, the hub's own namespace (that of its service account, as KubeSpawner
+        finds it): one menu per hub, never one per user namespace.""",
     )
     prepuller_status_url = Unicode(
         "",
@@ -77,14 +87,19 @@ class PrepullMixin(HasTraits):
 
     # --- publishing the menu -----------------------------------------------------------------------
 
+    def menu_namespace(self) -> str:
+        hub_namespace = self._namespace_default() if self.enable_user_namespaces else None
+        return menu_namespace(self.image_menu_namespace, self.namespace, hub_namespace)
+
     def menu_source(self, profiles: list[Profile]) -> MenuSource:
         base = {key: self.configured(key) for key in PLACEMENT_KEYS if key != "image"}
+        namespace = self.menu_namespace()
         return MenuSource(
             profiles=copy.deepcopy(profiles),
             default_image=str(self.configured("image") or ""),
             base=base,
-            hub_name=self.image_menu_hub_name or self.namespace,
-            namespace=self.namespace,
+            hub_name=self.image_menu_hub_name or namespace,
+            namespace=namespace,
             extra_images=tuple(self.prepull_extra_images),
         )
 
@@ -93,7 +108,7 @@ class PrepullMixin(HasTraits):
         interval = self.image_menu_publish_interval
         if interval <= 0:
             return None
-        key = self.namespace
+        key = self.menu_namespace()
         running = self._menu_tasks.get(key)
         if running is not None and not running.done():
             return None

@@ -93,6 +93,11 @@ def contract_profiles(profiles: Sequence[Profile], base: Mapping[str, Any]) -> l
     return out
 
 
+def menu_namespace(configured: str, spawner_namespace: str, hub_namespace: str | None) -> str:
+    """The menu's namespace: as configured, else the hub's own (user namespaces on), else the spawner's."""
+    return configured or hub_namespace or spawner_namespace
+
+
 def menu_configmap(source: MenuSource) -> dict[str, Any]:
     """The ``hubkit-image-menu`` ConfigMap of the hub (raises ``ImageMenuError`` for a bad image name)."""
     profiles = list(source.profiles) or [{"display_name": "default", "slug": "default"}]
