@@ -121,6 +121,8 @@ def test_services_set_installs_and_every_command_loads(tmp_path: Path) -> None:
     listing = _run(_uv(), "pip", "list", "--python", venv / "bin" / "python")
     assert "oauthenticator" not in listing
     assert "pytest" not in listing
+    assert "jupyterhub " not in listing  # the services use the hub's REST API, not its code
+    assert "sqlalchemy" not in listing.lower()
 
 
 def test_singleuser_set_installs_with_nbgitpuller(tmp_path: Path) -> None:

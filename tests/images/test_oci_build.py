@@ -121,7 +121,15 @@ def test_installed_set_is_consistent_and_only_the_services(image: str) -> None:
     listing = _in_image(image, "python3", "-m", "pip", "list", "--format=json")
     installed = {_normalized(p["name"]): p["version"] for p in json.loads(listing)}
     assert installed["hubkit-services"] == PROJECT["version"]
-    for absent in ("hubkit-spawner", "hubkit-auth", "oauthenticator", "pytest", "hubkit-testing"):
+    # The services talk to the hub over its REST API: JupyterHub itself (and its ORM) stays out.
+    for absent in (
+        "hubkit-spawner",
+        "hubkit-auth",
+        "oauthenticator",
+        "pytest",
+        "hubkit-testing",
+        "jupyterhub",
+    ):
         assert absent not in installed
     # Every pin of images/services/requirements.txt that applies on Linux is what the image holds.
     requirements = (REPO_ROOT / "images" / "services" / "requirements.txt").read_text()
