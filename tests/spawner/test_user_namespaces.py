@@ -12,12 +12,12 @@ import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.error import HTTPError
 
 import pytest
 
 from hubkit.services.image_menu_contract import CONFIGMAP_NAME, HUB_LABEL
 from hubkit_testing.controlplane import ControlPlane
-from hubkit_testing.processes import PlatformError
 from hubkit_testing.waiting import eventually
 
 from .conftest import HubMaker, hub_log, show_form
@@ -62,7 +62,10 @@ c.HubKitSpawner.profile_list = lambda spawner: json.loads(pathlib.Path({str(prof
             lambda: read_menu(control_plane, "default"), what="the menu in the hub's namespace"
         )
         assert cm["metadata"]["labels"][HUB_LABEL] == hub_namespace_menu
-        assert f"Image menu default/{CONFIGMAP_NAME} created" in hub_log(hub)
+        created = f"Image menu default/{CONFIGMAP_NAME} created"
+        await eventually(
+            lambda: created in hub_log(hub) or None, what="the hub's log line"
+        )  # after the write
 
         await hub.start_server("student", {"profile": "course"}, timeout=120)
         pod = control_plane.request("GET", f"/api/v1/namespaces/{user_ns}/pods/jupyter-student")
@@ -73,5 +76,5 @@ c.HubKitSpawner.profile_list = lambda spawner: json.loads(pathlib.Path({str(prof
         await hub.stop_server("student")
     finally:
         hub.stop()
-        with contextlib.suppress(PlatformError):  # not there if the spawn failed before creating it
+        with contextlib.suppress(HTTPError):  # not there if the spawn failed before creating it
             control_plane.delete_namespace(user_ns)
