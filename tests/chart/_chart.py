@@ -71,6 +71,13 @@ def collection_path(cp: ControlPlane, obj: dict[str, Any]) -> str:
     return f"{base}/namespaces/{obj['metadata']['namespace']}/{plural}"
 
 
+def delete_cluster_rbac(cp: ControlPlane, objects: list[dict[str, Any]]) -> None:
+    """Delete rendered ClusterRoles and ClusterRoleBindings (cluster-scoped: namespaces do not take them)."""
+    for obj in objects:
+        plural = "clusterroles" if obj["kind"] == "ClusterRole" else "clusterrolebindings"
+        cp.request("DELETE", f"/apis/rbac.authorization.k8s.io/v1/{plural}/{obj['metadata']['name']}")
+
+
 def delete_namespaces(cp: ControlPlane, names: list[str], timeout: float = 60) -> None:
     """Delete and wait until they are gone: later tests reuse the examples' fixed namespace names."""
     for name in names:

@@ -19,7 +19,16 @@ from hubkit.services.warmseats.scheduler_config import SchedulerConfigInput, sch
 from hubkit.services.warmseats.settings import WarmSeatsSettings
 from hubkit_testing.controlplane import ControlPlane
 
-from ._chart import CHART, EXAMPLES, delete_namespaces, find, post, release_namespace, render
+from ._chart import (
+    CHART,
+    EXAMPLES,
+    delete_cluster_rbac,
+    delete_namespaces,
+    find,
+    post,
+    release_namespace,
+    render,
+)
 
 MODELS: dict[str, tuple[type[ServiceSettings], str]] = {
     "hubkit-culler": (CullerSettings, "HUBKIT_CULLER_"),
@@ -139,11 +148,7 @@ def test_each_service_gets_what_its_docs_list_and_no_more(chart: Path, control_p
         assert _review(cp, sched, "delete", "pods", "ds100")  # preemption
         assert not _review(cp, sched, "get", "secrets", "ds100")
     finally:
-        for obj in cluster_objects:
-            plural = "clusterroles" if obj["kind"] == "ClusterRole" else "clusterrolebindings"
-            control_plane.request(
-                "DELETE", f"/apis/rbac.authorization.k8s.io/v1/{plural}/{obj['metadata']['name']}"
-            )
+        delete_cluster_rbac(control_plane, cluster_objects)
         delete_namespaces(control_plane, namespaces)
 
 
@@ -205,11 +210,7 @@ def test_the_hub_gets_the_configmaps_and_cluster_reads_its_spawner_uses(
         assert not _review(cp, research, "list", "pods")
         assert not _review(cp, research, "list", "pods", "other-hub")
     finally:
-        for obj in cluster_objects:
-            plural = "clusterroles" if obj["kind"] == "ClusterRole" else "clusterrolebindings"
-            control_plane.request(
-                "DELETE", f"/apis/rbac.authorization.k8s.io/v1/{plural}/{obj['metadata']['name']}"
-            )
+        delete_cluster_rbac(control_plane, cluster_objects)
         delete_namespaces(control_plane, namespaces)
 
 

@@ -45,6 +45,7 @@ class PostgresServer:
         self.port = free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="hubkit-pg-"))  # the server user must reach it
         self.process: ManagedProcess | None = None
+        self.bindir = server_bindir()
 
     def _as_server_user(self) -> list[str]:
         if os.getuid() != 0:
@@ -54,7 +55,7 @@ class PostgresServer:
         return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
 
     def start(self) -> Self:
-        bindir, prefix, data = server_bindir(), self._as_server_user(), self.workdir / "data"
+        bindir, prefix, data = self.bindir, self._as_server_user(), self.workdir / "data"
         initdb = [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8"]
         done = subprocess.run([*prefix, *initdb, "--no-sync"], capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -66,8 +67,16 @@ class PostgresServer:
         return self
 
     def _accepts_connections(self) -> bool:
-        ready = shutil.which("pg_isready") or str(server_bindir() / "pg_isready")
-        argv = [ready, "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-q"]
+        argv = [
+            str(self.bindir / "pg_isready"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            SUPERUSER,
+            "-q",
+        ]
         return subprocess.run(argv, check=False).returncode == 0
 
     def url(self, database: str = "postgres") -> str:
