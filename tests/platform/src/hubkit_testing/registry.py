@@ -103,6 +103,7 @@ class TokenServer:
         self.public_prefixes = public_prefixes
         self.expires_in = expires_in
         self.requests: list[dict[str, Any]] = []  # account, scopes, granted access (never a password)
+        self.issued: list[str] = []  # every token handed out (tests grep logs for them)
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hubkit test token signer")])
         now = dt.datetime.now(dt.UTC)
@@ -142,7 +143,9 @@ class TokenServer:
         }
         der = self.cert.public_bytes(serialization.Encoding.DER)
         headers = {"typ": "JWT", "x5c": [base64.b64encode(der).decode()]}
-        return jwt.encode(claims, self.key, algorithm="RS256", headers=headers)
+        token = jwt.encode(claims, self.key, algorithm="RS256", headers=headers)
+        self.issued.append(token)
+        return token
 
     def grant(self, account: str | None, scopes: list[str]) -> list[dict[str, Any]]:
         access = []
@@ -462,6 +465,14 @@ class RegistryServer:
         )
         assert status == 201, f"manifest upload answered {status}"
         return headers.get("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
+
+
+    def tag_manifest(self, repo: str, source: str, tag: str) -> str:
+        """Give ``repo:source``'s manifest a second tag (same digest, as ``recommended`` aliases do)."""
+        _, headers, body = self._request("GET", f"/v2/{repo}/manifests/{source}", None, {"Accept": MANIFEST_TYPE})
+        status, out, _ = self._request("PUT", f"/v2/{repo}/manifests/{tag}", body, {"Content-Type": MANIFEST_TYPE})
+        assert status == 201, f"manifest upload answered {status}"
+        return out.get("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
