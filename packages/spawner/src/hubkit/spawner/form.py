@@ -39,7 +39,8 @@ TEMPLATE = """
   {% if p.slow %}<p class="hubkit-prepull">{{ slow_hint }}.</p>{% endif %}
   {% for name, o in p.profile_options.items() %}
   {% set field = "profile-option-" ~ p.slug ~ "--" ~ name %}
-  <label for="{{ field }}">{{ o.display_name or name }}</label>
+  <label for="{{ field }}"{% if o.groups %} style="display:block;margin-top:0.5em"{% endif %}>
+    {{- o.display_name or name }}</label>
   {% if o.groups %}
   <select id="{{ field }}" name="{{ field }}" class="hubkit-tag-menu" size="{{ o.size }}"
     style="display:block;min-width:24em;margin:0.3em 0 0.6em">

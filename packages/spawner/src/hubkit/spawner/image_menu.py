@@ -213,6 +213,8 @@ def recommended_entry(
     alias = next((e for e in listed if digest and digests.get(e.tag) == digest), None)
     if alias is not None:
         return MenuEntry(tag, f"Recommended ({alias.label})", group)
+    if own == tag and tag.lower() == "recommended":
+        return MenuEntry(tag, "Recommended", group)
     return MenuEntry(tag, f"{own} (recommended)", group)
 
 
