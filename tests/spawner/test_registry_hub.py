@@ -8,7 +8,9 @@ or the published menu.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +226,29 @@ async def test_screenshot_of_a_categorised_tag_menu(
             assert [await o.get_attribute("value") for o in later] == ["r1_2_3", "w_2024_5", "w_2024_4"]
         finally:
             await context.close()
+
+
+async def test_a_registry_that_goes_down_leaves_the_last_good_list(
+    tmp_path: Path, hubkit_hub: HubMaker, control_plane: ControlPlane, restricted_namespace: str
+) -> None:
+    with course_registry(tmp_path, "htpasswd", REPO) as (server, _repo):
+        create_pull_secret(control_plane, restricted_namespace, server, PASSWORD)
+        hub = hubkit_hub(menu_config(server) + "\nc.HubKitSpawner.registry_cache_ttl = 3\n")
+        before = await show_form(hub, "student")
+        assert "Recommended (Weekly 2024 week 7)" in before
+    # The registry (and its paging front) is stopped now: nothing answers on its port.
+    await asyncio.sleep(3.2)  # the cached list expires; the next form tries the registry
+    for _ in range(2):
+        after = await show_form(hub, "student")
+        assert _options(after) == _options(before), "the last good list, alias included"
+    lines = [line for line in hub_log(hub).splitlines() if "Image menu py/image" in line]
+    assert len(lines) == 1, lines
+    assert re.search(
+        rf"Image menu py/image shows the tag list of \d+ s ago: {REPO} at {server.host} did not answer: "
+        r"ConnectError$",
+        lines[0],
+    ), lines[0]
+
+
+def _options(html: str) -> list[str]:
+    return [line.strip() for line in html.splitlines() if "<option value=" in line]

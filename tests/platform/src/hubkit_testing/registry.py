@@ -466,11 +466,14 @@ class RegistryServer:
         assert status == 201, f"manifest upload answered {status}"
         return headers.get("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
 
-
     def tag_manifest(self, repo: str, source: str, tag: str) -> str:
         """Give ``repo:source``'s manifest a second tag (same digest, as ``recommended`` aliases do)."""
-        _, headers, body = self._request("GET", f"/v2/{repo}/manifests/{source}", None, {"Accept": MANIFEST_TYPE})
-        status, out, _ = self._request("PUT", f"/v2/{repo}/manifests/{tag}", body, {"Content-Type": MANIFEST_TYPE})
+        _, _headers, body = self._request(
+            "GET", f"/v2/{repo}/manifests/{source}", None, {"Accept": MANIFEST_TYPE}
+        )
+        status, out, _ = self._request(
+            "PUT", f"/v2/{repo}/manifests/{tag}", body, {"Content-Type": MANIFEST_TYPE}
+        )
         assert status == 201, f"manifest upload answered {status}"
         return out.get("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
 

@@ -148,7 +148,11 @@ class ImageMenuMixin(HasTraits):
         if last is not None:
             age, tags = last
             what = f"the tag list of {describe_age(age)} ago"
-            entries = menu_entries(source, tags)
+            entries = with_alias(
+                source,
+                menu_entries(source, tags),
+                self.tag_cache.known_digests(source.url, source.repository),
+            )
         else:
             entries = fallback_entries(source)
             what = f"only its recommended tag {source.recommended}" if entries else "no registry tags"

@@ -310,6 +310,10 @@ class TagCache:
         self.entries[key] = _Listing(time.monotonic(), tags)
         return tags
 
+    def known_digests(self, url: str, repository: str) -> dict[str, str | None]:
+        """Every digest fetched for the repository, however old (for the last good list's alias)."""
+        return {t: d for (u, r, t), (_, d) in self.digest_entries.items() if (u, r) == (url, repository)}
+
     async def digests(
         self,
         url: str,
