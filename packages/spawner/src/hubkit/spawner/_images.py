@@ -100,8 +100,16 @@ class ImageMenuMixin(HasTraits):
             except KubernetesStorageError as e:
                 self.log.warning("Pull secret %s/%s is not used for image menus: %s", namespace, name, e)
                 continue
-            if kind == "kubernetes.io/dockerconfigjson":
-                secrets.append((name, data))
+            if kind != "kubernetes.io/dockerconfigjson":
+                self.log.warning(
+                    "Pull secret %s/%s is not used for image menus: its type is %r, not "
+                    "kubernetes.io/dockerconfigjson",
+                    namespace,
+                    name,
+                    kind,
+                )
+                continue
+            secrets.append((name, data))
         try:
             credentials = credentials_for(source.url, secrets)
         except PullSecretError as e:

@@ -203,6 +203,7 @@ class RegistryClient:
     async def list_tags(self, repository: str, page_size: int = PAGE_SIZE) -> list[str]:
         """All tags of a repository (``GET /v2/<repo>/tags/list``, paged)."""
         tags: list[str] = []
+        seen: set[str] = set()
         next_url: str | None = f"{self.url}/v2/{repository}/tags/list?n={page_size}"
         async with self._client() as http:
             for _ in range(MAX_PAGES):
@@ -219,9 +220,10 @@ class RegistryClient:
                     page = [str(t) for t in (response.json().get("tags") or [])]
                 except (ValueError, AttributeError) as e:
                     raise RegistryUnavailable(f"{self._where(repository)} sent no tag list") from e
-                fresh = [t for t in page if t not in tags[-len(page) :]] if tags else page
-                if not fresh:
+                fresh = [t for t in page if t not in seen]
+                if not fresh:  # a registry that ignores ``last`` repeats its page: the list is complete
                     return tags
+                seen.update(fresh)
                 tags.extend(fresh)
                 next_url = next_page(response, page, page_size)
         raise RegistryUnavailable(f"{self._where(repository)} lists more than {MAX_PAGES} pages of tags")
@@ -278,6 +280,7 @@ class TagCache:
         return client
 
     def fresh(self, url: str, repository: str) -> list[str] | None:
+        """The cached list while it is younger than the TTL; raises while a failure is (no log needed)."""
         hit = self.entries.get((url, repository))
         now = time.monotonic()
         if hit is None:
