@@ -3,6 +3,8 @@
 Field names follow kubespawner's REST format: ``profile`` (radio), ``profile-option-<profile>--<option>``
 (select) and ``profile-option-<profile>--<option>--unlisted-choice`` (text, used when the select is
 set to "Other"). The fields of every profile are submitted; only the chosen profile's count.
+A categorised registry menu is a list box with a heading per category, prepulled tags first and the
+rest under "May take a while to start".
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from .profiles import UNLISTED_SUFFIX, Profile
 
 # Next to an image that some node where it can run does not hold yet (from hubkit-prepuller's status).
 SLOW_HINT = "First start may take a few minutes"
+# The last heading of a categorised tag menu: tags that are not prepulled, or not on every node yet.
+LATER_HEADING = "May take a while to start"
+MAX_MENU_ROWS = 16
 
 TEMPLATE = """
 <div class="hubkit-profiles">
@@ -34,12 +39,25 @@ TEMPLATE = """
   {% if p.slow %}<p class="hubkit-prepull">{{ slow_hint }}.</p>{% endif %}
   {% for name, o in p.profile_options.items() %}
   {% set field = "profile-option-" ~ p.slug ~ "--" ~ name %}
-  <label for="{{ field }}">{{ o.display_name or name }}</label>
+  <label for="{{ field }}"{% if o.groups %} style="display:block;margin-top:0.5em"{% endif %}>
+    {{- o.display_name or name }}</label>
+  {% if o.groups %}
+  <select id="{{ field }}" name="{{ field }}" class="hubkit-tag-menu" size="{{ o.size }}"
+    style="display:block;min-width:24em;margin:0.3em 0 0.6em">
+    {% for heading, items in o.groups %}
+    <optgroup label="{{ heading }}">
+      {% for slug, c in items %}
+      <option value="{{ slug }}"{% if c.selected %} selected{% endif %}>{{ c.display_name or slug }}</option>
+      {% endfor %}
+    </optgroup>
+    {% endfor %}
+  {% else %}
   <select id="{{ field }}" name="{{ field }}">
     {% for slug, c in o.choices.items() %}
     <option value="{{ slug }}"{% if c.selected %} selected{% endif %}>{{ c.display_name or slug }}
       {%- if c.slow %} ({{ slow_hint | lower }}){% endif %}</option>
     {% endfor %}
+  {% endif %}
     {% if o.unlisted_choice.enabled %}
     <option value="{{ unlisted }}"{% if o.unlisted_value %} selected{% endif %}>
       {{ o.unlisted_choice.display_name_in_choices or "Other..." }}</option>
@@ -71,6 +89,26 @@ def describe_resources(override: Mapping[str, Any]) -> str:
     return ", ".join(str(p) for p in parts)
 
 
+def group_choices(choices: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """Headings with their choices for a categorised tag menu (choices carrying ``group``), else [].
+
+    Prepulled choices come first under their category's heading, in menu order; the ones that are not
+    prepulled (``prepull`` False, or marked slow by the prepuller's status) follow under one heading.
+    """
+    if not any("group" in c for c in choices.values()):
+        return []
+    groups: dict[str, list[tuple[str, Any]]] = {}
+    later: list[tuple[str, Any]] = []
+    for slug, c in choices.items():
+        if c.get("slow") or c.get("prepull") is False:
+            later.append((slug, c))
+        else:
+            groups.setdefault(str(c.get("group") or "Images"), []).append((slug, c))
+    if later:
+        groups.setdefault(LATER_HEADING, []).extend(later)
+    return list(groups.items())
+
+
 def render_form(
     profiles: Sequence[Profile],
     user_options: Mapping[str, Any],
@@ -100,12 +138,17 @@ def render_form(
                     "display_name": c.get("display_name", s),
                     "selected": s == chosen and not unlisted_value,
                     "slow": (p["slug"], name, s) in slow.choices,
+                    **{k: c[k] for k in ("group", "prepull") if k in c},
                 }
                 for s, c in o["choices"].items()
             }
+            groups = group_choices(choices)
+            rows = len(choices) + len(groups) + (1 if o["unlisted_choice"]["enabled"] else 0)
             options[name] = {
                 "display_name": o.get("display_name"),
                 "choices": choices,
+                "groups": groups,
+                "size": min(rows, MAX_MENU_ROWS),
                 "unlisted_choice": o["unlisted_choice"],
                 "unlisted_value": unlisted_value if o["unlisted_choice"]["enabled"] else "",
             }

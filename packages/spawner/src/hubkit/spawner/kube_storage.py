@@ -120,3 +120,10 @@ class KubeStorage:
         except KubernetesStorageError as e:
             if not isinstance(e.__cause__, ApiException) or e.__cause__.status != 404:
                 raise
+
+    async def read_secret_data(self, namespace: str, name: str) -> tuple[str, dict[str, str]]:
+        """A Secret's type and ``data`` (base64 values), for pull-secret credentials."""
+        secret = await self._call(
+            f"read secret {namespace}/{name}", self.api.read_namespaced_secret(name, namespace)
+        )
+        return str(secret.type or ""), dict(secret.data or {})

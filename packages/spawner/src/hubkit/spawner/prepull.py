@@ -5,7 +5,8 @@ The hub publishes every image a user of it can start in the ``hubkit-image-menu`
 ``node_selector``/``tolerations``/extended resources, then a profile's ``gpu`` block, then its
 ``kubespawner_override`` (HubKit's merge rules), then an option choice's override (the contract's rules).
 ``unlisted_choice`` values cannot be enumerated and are not in the menu; a registry-backed option
-contributes the tags it currently lists. Override values that are callables are left out: they are
+contributes the tags it currently lists (except the older tags of a category, which it lists
+as not prepulled). Override values that are callables are left out: they are
 evaluated per spawn.
 """
 
@@ -78,6 +79,7 @@ def contract_profiles(profiles: Sequence[Profile], base: Mapping[str, Any]) -> l
                 "choices": {
                     slug: {"kubespawner_override": _choice_override(choice)}
                     for slug, choice in (option.get("choices") or {}).items()
+                    if choice.get("prepull", True)  # a registry menu's older tags are not prepulled
                 }
             }
             for name, option in (profile.get("profile_options") or {}).items()

@@ -35,7 +35,8 @@ def pull_pod(settings: PrepullerSettings, node: str, image: str, placement: Plac
     """A pod bound to ``node`` by ``nodeName`` that makes the kubelet pull ``image``.
 
     No resource requests (BestEffort): the kubelet admits it even on a node full of placeholders, and it
-    never displaces anyone. It passes the "restricted" Pod Security Standard.
+    never displaces anyone. It passes the "restricted" Pod Security Standard. It names the configured
+    ``image_pull_secrets``, so private images are pulled with the credentials the user pods use.
     """
     return {
         "apiVersion": "v1",
@@ -60,6 +61,11 @@ def pull_pod(settings: PrepullerSettings, node: str, image: str, placement: Plac
                 "runAsGroup": 65534,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
+            **(
+                {"imagePullSecrets": [{"name": n} for n in settings.image_pull_secrets]}
+                if settings.image_pull_secrets
+                else {}
+            ),
             "containers": [
                 {
                     "name": "pull",

@@ -39,6 +39,13 @@ class PrepullerSettings(ServiceSettings):
             "node ineligible, and every pull pod carries these tolerations."
         ),
     )
+    image_pull_secrets: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Secrets (kubernetes.io/dockerconfigjson, in the prepuller's namespace) every pull pod names in "
+            "imagePullSecrets: the ones the hubs' user pods pull private images with."
+        ),
+    )
     priority_class_name: str = Field(default="hubkit-prepull", description="PriorityClass of pull pods.")
     priority_value: int = Field(
         default=-20,
