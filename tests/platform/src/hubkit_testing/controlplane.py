@@ -23,6 +23,7 @@ import yaml
 
 from . import podnet
 from .certs import PKI, make_pki
+from .clusternet import DNS_SERVICE_IP, ClusterNetwork
 from .images import SINGLEUSER_ENV_VAR
 from .nodes import NodeSpec, default_nodes, kwok_node_manifest
 from .processes import ManagedProcess, PlatformError, free_port
@@ -45,6 +46,10 @@ class Identity:
 class ControlPlane:
     workdir: Path
     nodes: list[NodeSpec] = field(default_factory=default_nodes)
+    # kube-proxy, CoreDNS and kube-network-policies (clusternet.py): opt-in, they cost start-up time
+    # and hold a machine-wide lock.
+    cluster_network: bool = False
+    network: ClusterNetwork | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     identities: dict[str, Identity] = field(default_factory=dict)
@@ -61,6 +66,15 @@ class ControlPlane:
     @property
     def admin_kubeconfig(self) -> Path:
         return self.kubeconfig("admin")
+
+    @property
+    def node_name(self) -> str:
+        """The process node (the node kube-proxy and kube-network-policies serve)."""
+        return PROCESS_NODE
+
+    @property
+    def python(self) -> str:
+        return sys.executable
 
     @property
     def gateway(self) -> str:
@@ -124,6 +138,9 @@ class ControlPlane:
             "scheduler": Identity("system:kube-scheduler", ()),
             "kwok": Identity("kwok-controller", ("system:masters",)),
             "kubelet": Identity(f"system:node:{PROCESS_NODE}", ("system:nodes",)),
+            "kube-proxy": Identity("system:kube-proxy", ()),  # bound to system:node-proxier by default
+            "coredns": Identity("system:coredns", ()),
+            "kube-network-policies": Identity("hubkit:kube-network-policies", ("system:masters",)),
         }
         tokens = [f'{i.token},{i.name},{i.name},"{",".join(i.groups)}"' for i in self.identities.values()]
         (self.workdir / "tokens.csv").write_text("\n".join(tokens) + "\n")
@@ -132,10 +149,13 @@ class ControlPlane:
         self._start_apiserver()
         self._start_controllers()
         self._start_nodes()
+        if self.cluster_network:
+            self.network = ClusterNetwork(self)
+            self.network.start()
         self.wait_for_default_service_account("default")
         (self.workdir / "startup-seconds").write_text(f"{time.monotonic() - t0:.2f}\n")
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
         proc = ManagedProcess(name, argv, self.workdir / "logs" / f"{name}.log", env=env).start()
         self.processes.append(proc)
         return proc
@@ -143,7 +163,7 @@ class ControlPlane:
     def _start_etcd(self) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"
         peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
-        proc = self._spawn(
+        proc = self.spawn(
             "etcd",
             [
                 go_tool("etcd"),
@@ -165,7 +185,7 @@ class ControlPlane:
     def _start_apiserver(self) -> None:
         assert self.pki is not None
         p = self.pki
-        proc = self._spawn(
+        proc = self.spawn(
             "kube-apiserver",
             [
                 go_tool("kube-apiserver"),
@@ -195,7 +215,7 @@ class ControlPlane:
     def _start_controllers(self) -> None:
         assert self.pki is not None
         kcm = self.kubeconfig("controller-manager")
-        self._spawn(
+        self.spawn(
             "kube-controller-manager",
             [
                 go_tool("kube-controller-manager"),
@@ -215,7 +235,7 @@ class ControlPlane:
             ],
         )
         sched = self.kubeconfig("scheduler")
-        self._spawn(
+        self.spawn(
             "kube-scheduler",
             [
                 go_tool("kube-scheduler"),
@@ -232,7 +252,7 @@ class ControlPlane:
     def _start_nodes(self) -> None:
         assert self.net is not None
         assert self.pki is not None
-        self._spawn(
+        self.spawn(
             "kwok",
             [
                 go_tool("kwok"),
@@ -248,7 +268,7 @@ class ControlPlane:
         token_file = self.workdir / "kubelet.token"
         token_file.write_text(self.identities["kubelet"].token)
         token_file.chmod(0o600)
-        self._spawn(
+        self.spawn(
             "process-kubelet",
             [
                 sys.executable,
@@ -261,6 +281,7 @@ class ControlPlane:
                 f"--state-dir={self.workdir / 'kubelet'}",
                 f"--slot={self.net.slot}",
                 f"--version={KUBERNETES_VERSION}",
+                *([f"--cluster-dns={DNS_SERVICE_IP}"] if self.cluster_network else []),
             ],
             env=dict(os.environ) | {SINGLEUSER_ENV_VAR: str(singleuser_env())},
         )
@@ -298,6 +319,9 @@ class ControlPlane:
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        if self.network is not None:
+            self.network.stop()
+            self.network = None
         if self.net is not None:
             podnet.remove_network(self.net)
         if self.slot_lock is not None:
