@@ -2,7 +2,7 @@
 # Build the hermetic platform's Go components from the Go module proxy, once per version set.
 #
 #   build.sh            etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, helm
-#   build.sh kube-proxy | coredns | kube-network-policies
+#   build.sh kube-proxy | coredns | kube-router
 #                       one cluster-network component, in a cache directory of its own (so adding or
 #                       bumping one never rebuilds the others)
 #
@@ -32,8 +32,8 @@ case "$component" in
   kube-proxy) key="kube-proxy-${KUBERNETES_VERSION}" ;;
   # The plugin set is in the wrapper module's source, so its hash is part of the key.
   coredns) key="coredns-${COREDNS_VERSION}-$(cat "$here"/coredns/main.go "$here"/coredns/go.sum | sha256sum | cut -c1-12)" ;;
-  kube-network-policies) key="kube-network-policies-${KUBE_NETWORK_POLICIES_VERSION}" ;;
-  *) echo "build.sh: unknown component '$component' (core, kube-proxy, coredns, kube-network-policies)" >&2; exit 2 ;;
+  kube-router) key="kube-router-${KUBE_ROUTER_VERSION}" ;;
+  *) echo "build.sh: unknown component '$component' (core, kube-proxy, coredns, kube-router)" >&2; exit 2 ;;
 esac
 bin="$cache/tools/$key/bin"
 mkdir -p "$bin"
@@ -56,14 +56,13 @@ if [ "$component" = coredns ]; then
   exit 0
 fi
 
-if [ "$component" = kube-network-policies ]; then
-  if ! have kube-network-policies; then
-    log "building kube-network-policies $KUBE_NETWORK_POLICIES_VERSION"
-    tmp="$(mktemp -d)"
-    GOFLAGS= GOBIN="$tmp" go install -trimpath -ldflags "-s -w" \
-      "sigs.k8s.io/kube-network-policies/cmd@$KUBE_NETWORK_POLICIES_VERSION"
-    mv "$tmp/cmd" "$bin/kube-network-policies"
-    rmdir "$tmp"
+# kube-router, for its NetworkPolicy controller only (iptables + ipset): kube-network-policies needs the
+# nftables `queue` expression, which this kernel lacks (see docs/platform.md).
+if [ "$component" = kube-router ]; then
+  if ! have kube-router; then
+    log "building kube-router $KUBE_ROUTER_VERSION"
+    GOFLAGS= GOBIN="$bin" go install -trimpath -ldflags "-s -w" \
+      "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
   fi
   echo "$bin"
   exit 0

@@ -1,17 +1,19 @@
-"""The cluster network of a platform: kube-proxy (Services), CoreDNS (cluster DNS) and
-kube-network-policies (NetworkPolicy enforcement), all real binaries built by ``go/build.sh``.
+"""The cluster network of a platform: kube-proxy (Services), CoreDNS (cluster DNS) and kube-router's
+NetworkPolicy controller (enforcement), all real binaries built by ``go/build.sh``.
 
 They run in the host's network namespace, as on a node: kube-proxy programs the ``iptables`` chains
 that route ClusterIP and NodePort traffic from the pods on the platform's bridge and from the host;
 CoreDNS listens on the bridge's gateway address and is published as the ``kube-dns`` Service
-(ClusterIP ``DNS_SERVICE_IP``, an EndpointSlice pointing at the gateway); kube-network-policies
-queues the first packet of each connection of a pod selected by a policy to userspace (nfqueue) and
-drops what no rule allows.
+(ClusterIP ``DNS_SERVICE_IP``, an EndpointSlice pointing at the gateway); kube-router (run with
+``--run-firewall`` only) turns each NetworkPolicy into per-pod iptables chains and ipsets.
+(kube-network-policies, kind's engine, cannot run here: it queues packets with the nftables ``queue``
+expression, and this kernel answers ENOENT for it; see docs/platform.md.)
 
-kube-proxy's chains (``KUBE-SERVICES`` …) and kube-network-policies' nftables table have fixed,
-machine-wide names, so only one platform at a time may run them: a machine-wide lock is held from
-start to stop, and a second platform waits for it. Nothing is left behind: ``stop()`` stops the
-processes, runs ``kube-proxy --cleanup`` and removes the platform's own forwarding rule.
+kube-proxy's and kube-router's chains (``KUBE-SERVICES``, ``KUBE-ROUTER-FORWARD`` …) and ipsets have
+fixed, machine-wide names, so only one platform at a time may run them: a machine-wide lock is held
+from start to stop, and a second platform waits for it. Nothing is left behind: ``stop()`` stops the
+processes, runs ``kube-proxy --cleanup`` and ``kube-router --cleanup-config`` and removes the
+platform's own forwarding rule.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import podnet
-from .container_init import ContainerSpec, Mount
 from .processes import ManagedProcess, PlatformError, free_port
 from .tools import go_component, system_tool
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 DNS_SERVICE_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 LOCK_PATH = podnet.LOCK_DIR / "cluster-network.lock"
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def corefile(gateway: str, health_port: int, ready_port: int, kubeconfig: Path) -> str:
@@ -105,7 +105,7 @@ def forward_guard(bridge: str) -> list[str]:
 
 
 class NetworkLock:
-    """The machine-wide lock on kube-proxy's and kube-network-policies' netfilter tables."""
+    """The machine-wide lock on kube-proxy's and kube-router's netfilter chains and ipsets."""
 
     def __init__(self, timeout: float) -> None:
         LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +134,7 @@ class ClusterNetwork:
     lock: NetworkLock | None = None
     guard: list[str] = field(default_factory=list)
     kube_proxy: str = ""
+    kube_router: str = ""
 
     @property
     def net(self) -> podnet.PodNetwork:
@@ -143,7 +144,7 @@ class ClusterNetwork:
     def start(self, lock_timeout: float = 900) -> None:
         self.kube_proxy = go_component("kube-proxy", "kube-proxy")
         coredns = go_component("coredns", "coredns")
-        knp = go_component("kube-network-policies", "kube-network-policies")
+        self.kube_router = go_component("kube-router", "kube-router")
         self.lock = NetworkLock(lock_timeout)
         # Routing between pods through a Service DNAT needs forwarding on the bridge (only there).
         Path(f"/proc/sys/net/ipv4/conf/{self.net.bridge}/forwarding").write_text("1\n")
@@ -152,7 +153,7 @@ class ClusterNetwork:
         podnet.run([iptables, "-w", "-I", *self.guard])
         self._start_kube_proxy()
         self._start_coredns(coredns)
-        self._start_network_policies(knp)
+        self._start_network_policies(self.kube_router)
 
     def _start_kube_proxy(self) -> None:
         port, metrics = free_port(), free_port()
@@ -192,62 +193,43 @@ class ClusterNetwork:
         proc.wait_until(lambda: _http_ok(f"http://127.0.0.1:{ready}/ready"), 60, "ready")
 
     def _start_network_policies(self, binary: str) -> None:
-        """kube-network-policies reads its credentials the in-cluster way: a private mount namespace
-        shows it the service-account directory, and KUBERNETES_SERVICE_* name the API server."""
-        assert self.cp.pki is not None
-        sa = self.cp.workdir / "kube-network-policies-sa"
-        sa.mkdir(exist_ok=True)
-        (sa / "token").write_text(self.cp.identities["kube-network-policies"].token)
-        (sa / "ca.crt").write_bytes(self.cp.pki.ca_cert.read_bytes())
-        (sa / "namespace").write_text("kube-system")
-        metrics = free_port()
-        spec = ContainerSpec(
-            argv=[
-                binary,
-                f"--hostname-override={self.cp.node_name}",
-                "--disable-nri",
-                f"--metrics-bind-address=127.0.0.1:{metrics}",
-                "--v=2",
-            ],
-            env={
-                "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-                "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-                "KUBERNETES_SERVICE_PORT": str(self.cp.ports["apiserver"]),
-            },
-            uid=None,
-            gid=None,
-            groups=[],
-            workdir="/",
-            mounts=[Mount(str(sa), SA_DIR, read_only=True)],
-        )
-        spec_path = self.cp.workdir / "kube-network-policies.json"
-        spec_path.write_text(spec.to_json())
+        """kube-router with only its NetworkPolicy controller: per-pod iptables chains and ipsets."""
+        health = free_port()
         proc = self.cp.spawn(
-            "kube-network-policies",
+            "kube-router",
             [
-                system_tool("unshare"),
-                "--mount",
-                "--propagation",
-                "private",
-                self.cp.python,
-                "-m",
-                "hubkit_testing.container_init",
-                str(spec_path),
+                binary,
+                f"--kubeconfig={self.cp.kubeconfig('kube-router')}",
+                f"--hostname-override={self.cp.node_name}",
+                "--run-firewall=true",
+                "--run-router=false",
+                "--run-service-proxy=false",
+                "--enable-cni=false",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                f"--health-port={health}",
+                "--metrics-port=0",
+                "--iptables-sync-period=5m",
             ],
         )
-        proc.wait_until(lambda: _http_ok(f"http://127.0.0.1:{metrics}/metrics"), 60, "serving")
-        proc.wait_until(lambda: "Syncing nftables rules" in proc.log_path.read_text(), 60, "syncing")
+        proc.wait_until(lambda: _http_ok(f"http://127.0.0.1:{health}/healthz"), 60, "healthy")
+        proc.wait_until(lambda: "KUBE-ROUTER-FORWARD" in _iptables_save(), 60, "enforcing")
 
     def stop(self) -> None:
         """After the processes stopped (ControlPlane.stop): remove kube-proxy's chains and our rule."""
         if self.kube_proxy:
             podnet.run([self.kube_proxy, "--cleanup"], check=False)
+        if self.kube_router:
+            podnet.run([self.kube_router, "--cleanup-config"], check=False)
         if self.guard:
             podnet.run([system_tool("iptables"), "-w", "-D", *self.guard], check=False)
             self.guard = []
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+
+def _iptables_save() -> str:
+    return podnet.run([system_tool("iptables-save"), "-t", "filter"]).stdout
 
 
 def _http_ok(url: str) -> bool:

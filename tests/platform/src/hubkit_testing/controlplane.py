@@ -46,7 +46,7 @@ class Identity:
 class ControlPlane:
     workdir: Path
     nodes: list[NodeSpec] = field(default_factory=default_nodes)
-    # kube-proxy, CoreDNS and kube-network-policies (clusternet.py): opt-in, they cost start-up time
+    # kube-proxy, CoreDNS and kube-router's policy controller (clusternet.py): opt-in, they cost start-up time
     # and hold a machine-wide lock.
     cluster_network: bool = False
     network: ClusterNetwork | None = None
@@ -69,12 +69,8 @@ class ControlPlane:
 
     @property
     def node_name(self) -> str:
-        """The process node (the node kube-proxy and kube-network-policies serve)."""
+        """The process node (the node kube-proxy and the policy controller serve)."""
         return PROCESS_NODE
-
-    @property
-    def python(self) -> str:
-        return sys.executable
 
     @property
     def gateway(self) -> str:
@@ -140,7 +136,7 @@ class ControlPlane:
             "kubelet": Identity(f"system:node:{PROCESS_NODE}", ("system:nodes",)),
             "kube-proxy": Identity("system:kube-proxy", ()),  # bound to system:node-proxier by default
             "coredns": Identity("system:coredns", ()),
-            "kube-network-policies": Identity("hubkit:kube-network-policies", ("system:masters",)),
+            "kube-router": Identity("hubkit:kube-router", ("system:masters",)),
         }
         tokens = [f'{i.token},{i.name},{i.name},"{",".join(i.groups)}"' for i in self.identities.values()]
         (self.workdir / "tokens.csv").write_text("\n".join(tokens) + "\n")
