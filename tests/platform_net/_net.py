@@ -6,6 +6,7 @@ import subprocess
 import time
 import urllib.error
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hubkit_testing.controlplane import ControlPlane
@@ -65,8 +66,16 @@ def run_pods(cp: ControlPlane, ns: str, *pods: dict[str, Any]) -> dict[str, int]
         running = cp.wait_for_pod_phase(ns, name, {"Running", "Failed"}, timeout=60)
         assert running["status"]["phase"] == "Running", running["status"]
         cid = running["status"]["containerStatuses"][0]["containerID"]
-        pids[name] = int(cid.removeprefix("process://"))
+        pid = pids[name] = int(cid.removeprefix("process://"))
+        # Running means the process started; its mounts are in place once it runs the command itself.
+        eventually(lambda pid=pid: _past_init(pid), 30, f"pod {name} running its command")
     return pids
+
+
+def _past_init(pid: int) -> bool:
+    """Whether the container process exec'd its command (no longer ip netns exec/unshare/container_init)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return Path(argv[0].decode()).name not in ("ip", "unshare") and b"hubkit_testing.container_init" not in argv
 
 
 def in_pod(pid: int, *argv: str) -> subprocess.CompletedProcess[str]:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import shlex
 import time
 import urllib.error
 import urllib.request
@@ -219,13 +221,39 @@ class ClusterNetwork:
         if self.kube_proxy:
             podnet.run([self.kube_proxy, "--cleanup"], check=False)
         if self.kube_router:
-            podnet.run([self.kube_router, "--cleanup-config"], check=False)
+            # kube-router 2.1's --cleanup-config reports success but leaves its policy chains and
+            # ipsets (and crashes in its IPVS part), so they are removed here, by their names.
+            remove_kube_chains()
         if self.guard:
             podnet.run([system_tool("iptables"), "-w", "-D", *self.guard], check=False)
             self.guard = []
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+
+KUBE_CHAIN = re.compile(r"^:(KUBE-[A-Z0-9-]+) ")
+
+
+def remove_kube_chains() -> None:
+    """Delete every ``KUBE-*`` chain (with the rules that jump to them) and ipset; called with the
+    machine-wide lock held, when this platform's kube-proxy and kube-router have stopped."""
+    iptables = system_tool("iptables")
+    for table in ("filter", "nat", "mangle"):
+        saved = podnet.run([system_tool("iptables-save"), "-t", table]).stdout.splitlines()
+        chains = [m.group(1) for line in saved if (m := KUBE_CHAIN.match(line))]
+        for line in saved:
+            words = line.split()
+            if line.startswith("-A ") and not words[1].startswith("KUBE-") and "KUBE-" in line:
+                podnet.run([iptables, "-w", "-t", table, "-D", *shlex.split(line)[1:]], check=False)
+        for chain in chains:
+            podnet.run([iptables, "-w", "-t", table, "-F", chain], check=False)
+        for chain in chains:
+            podnet.run([iptables, "-w", "-t", table, "-X", chain], check=False)
+    ipset = system_tool("ipset")
+    for name in podnet.run([ipset, "list", "-n"], check=False).stdout.split():
+        if name.startswith("KUBE-"):
+            podnet.run([ipset, "destroy", name], check=False)
 
 
 def _iptables_save() -> str:
