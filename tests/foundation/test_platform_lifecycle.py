@@ -77,7 +77,9 @@ def test_stop_with_the_cluster_network_leaves_no_rule_behind(tmp_path: Path) -> 
         assert cp.net is not None
         net = cp.net
         during = _netfilter_state()
-        assert "KUBE-SERVICES" in during and f"-i {net.bridge} ! -o {net.bridge}" in during
+        assert "KUBE-SERVICES" in during
+        assert "KUBE-ROUTER-FORWARD" in during
+        assert f"-i {net.bridge} ! -o {net.bridge}" in during
         pids = [p.pid for p in cp.processes]
         startup = float((tmp_path / "k8s" / "startup-seconds").read_text())
     finally:

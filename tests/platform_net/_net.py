@@ -49,8 +49,12 @@ def server_pod(name: str, labels: dict[str, str], ports: list[int]) -> dict[str,
     }
 
 
-def client_pod(name: str, labels: dict[str, str] | None = None, dns_policy: str | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"]}]}
+def client_pod(
+    name: str, labels: dict[str, str] | None = None, dns_policy: str | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "infinity"]}]
+    }
     if dns_policy:
         spec["dnsPolicy"] = dns_policy
     return {"metadata": {"name": name, "labels": labels or {}}, "spec": spec}
@@ -75,7 +79,9 @@ def run_pods(cp: ControlPlane, ns: str, *pods: dict[str, Any]) -> dict[str, int]
 def _past_init(pid: int) -> bool:
     """Whether the container process exec'd its command (no longer ip netns exec/unshare/container_init)."""
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    return Path(argv[0].decode()).name not in ("ip", "unshare") and b"hubkit_testing.container_init" not in argv
+    return (
+        Path(argv[0].decode()).name not in ("ip", "unshare") and b"hubkit_testing.container_init" not in argv
+    )
 
 
 def in_pod(pid: int, *argv: str) -> subprocess.CompletedProcess[str]:

@@ -100,9 +100,21 @@ def _chart_policies(workdir: Path, namespace: str) -> list[dict[str, Any]]:
     (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
     example = REPO_ROOT / "helm" / "hubkit" / "examples" / "000-ldap-workbench.yaml"
     result = subprocess.run(
-        [go_tool("helm"), "template", "hubkit", str(chart), "--namespace", namespace, "-f", str(example),
-         "--show-only", "templates/networkpolicies.yaml"],
-        capture_output=True, text=True, timeout=120,
+        [
+            go_tool("helm"),
+            "template",
+            "hubkit",
+            str(chart),
+            "--namespace",
+            namespace,
+            "-f",
+            str(example),
+            "--show-only",
+            "templates/networkpolicies.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

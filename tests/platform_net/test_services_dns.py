@@ -57,7 +57,9 @@ def test_the_host_reaches_a_node_port(net_plane: ControlPlane, net_namespace: st
 
     def reached() -> bool:
         try:
-            body.append(urllib.request.urlopen(f"http://{cp.gateway}:{node_port}/", timeout=2).read().decode())
+            body.append(
+                urllib.request.urlopen(f"http://{cp.gateway}:{node_port}/", timeout=2).read().decode()
+            )
             return True
         except OSError:
             return False

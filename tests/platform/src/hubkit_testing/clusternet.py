@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import podnet
-from .processes import ManagedProcess, PlatformError, free_port
+from .processes import PlatformError, free_port
 from .tools import go_component, system_tool
 
 if TYPE_CHECKING:
@@ -62,7 +62,10 @@ def corefile(gateway: str, health_port: int, ready_port: int, kubeconfig: Path) 
 
 def dns_service(gateway: str) -> list[tuple[str, dict[str, Any]]]:
     """(path, body) of the ``kube-dns`` Service and the EndpointSlice that points it at CoreDNS."""
-    ports = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
+    ports = [
+        {"name": "dns", "port": 53, "protocol": "UDP"},
+        {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+    ]
     service = {
         "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"}},
         "spec": {"clusterIP": DNS_SERVICE_IP, "ports": [p | {"targetPort": 53} for p in ports]},

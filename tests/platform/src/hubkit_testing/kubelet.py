@@ -259,7 +259,9 @@ class Kubelet:
 
     async def run_pod(self, pod: dict[str, Any]) -> None:
         name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-        runtime = PodRuntime(pod, self.net, self.allocate_ip(), self.cfg.state_dir, self, dns=self.cfg.cluster_dns)
+        runtime = PodRuntime(
+            pod, self.net, self.allocate_ip(), self.cfg.state_dir, self, dns=self.cfg.cluster_dns
+        )
         self.runtimes[pod["metadata"]["uid"]] = runtime
         host_ip = str(self.net.gateway)
         try:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import podnet
-from .poddns import ClusterDNS, resolv_conf
 from .container_init import ContainerSpec, Mount
 from .images import SYSTEM_PATH, ImageProfile, image_profile
+from .poddns import ClusterDNS, resolv_conf
 from .podstatus import ContainerState, now
 from .processes import signal_group
 
