@@ -12,8 +12,8 @@ expression, and this kernel answers ENOENT for it; see docs/platform.md.)
 kube-proxy's and kube-router's chains (``KUBE-SERVICES``, ``KUBE-ROUTER-FORWARD`` …) and ipsets have
 fixed, machine-wide names, so only one platform at a time may run them: a machine-wide lock is held
 from start to stop, and a second platform waits for it. Nothing is left behind: ``stop()`` stops the
-processes, runs ``kube-proxy --cleanup`` and ``kube-router --cleanup-config`` and removes the
-platform's own forwarding rule.
+processes, runs ``kube-proxy --cleanup``, deletes the remaining ``KUBE-*`` chains and ipsets
+(kube-router 2.1's own ``--cleanup-config`` leaves them) and removes the platform's forwarding rule.
 """
 
 from __future__ import annotations
