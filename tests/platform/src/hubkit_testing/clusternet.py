@@ -25,7 +25,7 @@ import shlex
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +137,6 @@ class NetworkLock:
 class ClusterNetwork:
     cp: ControlPlane
     lock: NetworkLock | None = None
-    guard: list[str] = field(default_factory=list)
     kube_proxy: str = ""
     kube_router: str = ""
 
@@ -151,11 +150,11 @@ class ClusterNetwork:
         coredns = go_component("coredns", "coredns")
         self.kube_router = go_component("kube-router", "kube-router")
         self.lock = NetworkLock(lock_timeout)
+        remove_kube_chains()  # what a crashed run left
+        self._remove_guard()
         # Routing between pods through a Service DNAT needs forwarding on the bridge (only there).
         Path(f"/proc/sys/net/ipv4/conf/{self.net.bridge}/forwarding").write_text("1\n")
-        iptables = system_tool("iptables")
-        self.guard = forward_guard(self.net.bridge)
-        podnet.run([iptables, "-w", "-I", *self.guard])
+        podnet.run([system_tool("iptables"), "-w", "-I", *forward_guard(self.net.bridge)])
         self._start_kube_proxy()
         self._start_coredns(coredns)
         self._start_network_policies(self.kube_router)
@@ -220,19 +219,23 @@ class ClusterNetwork:
         proc.wait_until(lambda: "KUBE-ROUTER-FORWARD" in _iptables_save(), 60, "enforcing")
 
     def stop(self) -> None:
-        """After the processes stopped (ControlPlane.stop): remove kube-proxy's chains and our rule."""
+        """After the processes stopped (ControlPlane.stop): remove kube-proxy's and kube-router's chains
+        and ipsets and our rule. Only while holding the lock: otherwise they are another platform's."""
+        if self.lock is None:
+            return
         if self.kube_proxy:
             podnet.run([self.kube_proxy, "--cleanup"], check=False)
-        if self.kube_router:
-            # kube-router 2.1's --cleanup-config reports success but leaves its policy chains and
-            # ipsets (and crashes in its IPVS part), so they are removed here, by their names.
-            remove_kube_chains()
-        if self.guard:
-            podnet.run([system_tool("iptables"), "-w", "-D", *self.guard], check=False)
-            self.guard = []
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+        # kube-router 2.1's --cleanup-config reports success but leaves its policy chains and ipsets
+        # (and crashes in its IPVS part), so they are removed here, by their names.
+        remove_kube_chains()
+        self._remove_guard()
+        self.lock.release()
+        self.lock = None
+
+    def _remove_guard(self) -> None:
+        delete = [system_tool("iptables"), "-w", "-D", *forward_guard(self.net.bridge)]
+        while podnet.run(delete, check=False).returncode == 0:
+            pass
 
 
 KUBE_CHAIN = re.compile(r"^:(KUBE-[A-Z0-9-]+) ")
