@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build the hermetic platform's Go components from the Go module proxy, once per version set.
 #
-#   build.sh            etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, helm
+#   build.sh core       etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok, helm
 #   build.sh kube-proxy | coredns | kube-router
 #                       one cluster-network component, in a cache directory of its own (so adding or
 #                       bumping one never rebuilds the others)
+#   build.sh            all of them (what `make test` prepares), printing the core directory last
 #
 # Binaries land in $HUBKIT_CACHE/tools/<key>/bin, whose path is the last line printed; a rerun with the
 # same versions builds nothing.
@@ -13,7 +14,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 cache="${HUBKIT_CACHE:-$HOME/.cache/hubkit}"
-component="${1:-core}"
+component="${1:-all}"
+if [ "$component" = all ]; then
+  core_bin="$(bash "${BASH_SOURCE[0]}" core)"  # first: kube-proxy reuses its compiled packages
+  for c in kube-proxy coredns kube-router; do bash "${BASH_SOURCE[0]}" "$c" >/dev/null; done
+  echo "$core_bin"
+  exit 0
+fi
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 export GOPATH="${GOPATH:-$cache/gopath}"
 
@@ -33,7 +40,7 @@ case "$component" in
   # The plugin set is in the wrapper module's source, so its hash is part of the key.
   coredns) key="coredns-${COREDNS_VERSION}-$(cat "$here"/coredns/main.go "$here"/coredns/go.sum | sha256sum | cut -c1-12)" ;;
   kube-router) key="kube-router-${KUBE_ROUTER_VERSION}" ;;
-  *) echo "build.sh: unknown component '$component' (core, kube-proxy, coredns, kube-router)" >&2; exit 2 ;;
+  *) echo "build.sh: unknown component '$component' (all, core, kube-proxy, coredns, kube-router)" >&2; exit 2 ;;
 esac
 bin="$cache/tools/$key/bin"
 mkdir -p "$bin"
