@@ -151,15 +151,19 @@ class ControlPlane:
         self.wait_for_default_service_account("default")
         (self.workdir / "startup-seconds").write_text(f"{time.monotonic() - t0:.2f}\n")
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
         proc = ManagedProcess(name, argv, self.workdir / "logs" / f"{name}.log", env=env).start()
         self.processes.append(proc)
         return proc
 
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        """Start one more component of this platform (stopped by ``stop()``, newest first)."""
+        return self._spawn(name, argv, env)
+
     def _start_etcd(self) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"
         peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
-        proc = self.spawn(
+        proc = self._spawn(
             "etcd",
             [
                 go_tool("etcd"),
@@ -181,7 +185,7 @@ class ControlPlane:
     def _start_apiserver(self) -> None:
         assert self.pki is not None
         p = self.pki
-        proc = self.spawn(
+        proc = self._spawn(
             "kube-apiserver",
             [
                 go_tool("kube-apiserver"),
@@ -211,7 +215,7 @@ class ControlPlane:
     def _start_controllers(self) -> None:
         assert self.pki is not None
         kcm = self.kubeconfig("controller-manager")
-        self.spawn(
+        self._spawn(
             "kube-controller-manager",
             [
                 go_tool("kube-controller-manager"),
@@ -231,7 +235,7 @@ class ControlPlane:
             ],
         )
         sched = self.kubeconfig("scheduler")
-        self.spawn(
+        self._spawn(
             "kube-scheduler",
             [
                 go_tool("kube-scheduler"),
@@ -248,7 +252,7 @@ class ControlPlane:
     def _start_nodes(self) -> None:
         assert self.net is not None
         assert self.pki is not None
-        self.spawn(
+        self._spawn(
             "kwok",
             [
                 go_tool("kwok"),
@@ -264,7 +268,7 @@ class ControlPlane:
         token_file = self.workdir / "kubelet.token"
         token_file.write_text(self.identities["kubelet"].token)
         token_file.chmod(0o600)
-        self.spawn(
+        self._spawn(
             "process-kubelet",
             [
                 sys.executable,
