@@ -1,5 +1,5 @@
 // CoreDNS built from the Go module proxy with only the plugins the platform's cluster DNS uses
-// (the Corefile in hubkit_testing/clusterdns.py): the upstream coremain, nothing else.
+// (the Corefile in hubkit_testing/clusternet.py; `log` for debugging): the upstream coremain, nothing else.
 package main
 
 import (
