@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from pathlib import Path
 
 from hubkit_testing import podnet
+from hubkit_testing.clusternet import NetworkLock
 from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.processes import port_is_open
 
@@ -58,3 +61,41 @@ def test_concurrent_platforms_get_distinct_pod_networks(tmp_path: Path) -> None:
     again = podnet.SlotLock(tmp_path)
     assert again.slot == min(first.slot, second.slot), "a released slot is handed out again"
     again.release()
+
+
+def _netfilter_state() -> str:
+    """Every iptables rule and ipset on the machine (kube-proxy's and the policy engine's are named)."""
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    sets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True).stdout
+    return rules + sets
+
+
+def test_stop_with_the_cluster_network_leaves_no_rule_behind(tmp_path: Path) -> None:
+    cp = ControlPlane(tmp_path / "k8s", cluster_network=True)
+    try:
+        cp.start()
+        assert cp.net is not None
+        net = cp.net
+        during = _netfilter_state()
+        assert "KUBE-SERVICES" in during
+        assert "KUBE-ROUTER-FORWARD" in during
+        assert f"-i {net.bridge} ! -o {net.bridge}" in during
+        pids = [p.pid for p in cp.processes]
+        startup = float((tmp_path / "k8s" / "startup-seconds").read_text())
+    finally:
+        cp.stop()
+    print(f"start-up with the cluster network: {startup:.1f} s")
+    assert [p for p in pids if Path(f"/proc/{p}").exists() and _not_zombie(p)] == []
+    # Holding the lock, no other platform's cluster network can add rules while we look.
+    lock = NetworkLock(timeout=900)
+    try:
+        after = _netfilter_state()
+    finally:
+        lock.release()
+    leftovers = [
+        line
+        for line in after.splitlines()
+        if re.search(r"KUBE-|hubkit|kube-router", line) or net.bridge in line
+    ]
+    assert leftovers == []
+    assert podnet.ip("link", "show", net.bridge, check=False).returncode != 0

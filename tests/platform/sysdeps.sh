@@ -12,6 +12,7 @@ packages=(
   python3                   # Debian's Python: the single-user "image" venv is built on it (world-readable)
   buildah podman runc mmdebstrap   # real image builds without a registry (images/build-local.sh, tests/images)
   postgresql                # real PostgreSQL server: the identity ledger and a hub on PostgreSQL
+  iptables ipset            # kube-proxy and kube-router's NetworkPolicy controller program them
 )
 missing=()
 for p in "${packages[@]}"; do

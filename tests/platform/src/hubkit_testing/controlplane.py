@@ -23,6 +23,7 @@ import yaml
 
 from . import podnet
 from .certs import PKI, make_pki
+from .clusternet import DNS_SERVICE_IP, ClusterNetwork
 from .images import SINGLEUSER_ENV_VAR
 from .nodes import NodeSpec, default_nodes, kwok_node_manifest
 from .processes import ManagedProcess, PlatformError, free_port
@@ -45,6 +46,10 @@ class Identity:
 class ControlPlane:
     workdir: Path
     nodes: list[NodeSpec] = field(default_factory=default_nodes)
+    # kube-proxy, CoreDNS and kube-router's policy controller (clusternet.py): opt-in, they cost start-up time
+    # and hold a machine-wide lock.
+    cluster_network: bool = False
+    network: ClusterNetwork | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     identities: dict[str, Identity] = field(default_factory=dict)
@@ -61,6 +66,11 @@ class ControlPlane:
     @property
     def admin_kubeconfig(self) -> Path:
         return self.kubeconfig("admin")
+
+    @property
+    def node_name(self) -> str:
+        """The process node (the node kube-proxy and the policy controller serve)."""
+        return PROCESS_NODE
 
     @property
     def gateway(self) -> str:
@@ -124,6 +134,9 @@ class ControlPlane:
             "scheduler": Identity("system:kube-scheduler", ()),
             "kwok": Identity("kwok-controller", ("system:masters",)),
             "kubelet": Identity(f"system:node:{PROCESS_NODE}", ("system:nodes",)),
+            "kube-proxy": Identity("system:kube-proxy", ()),  # bound to system:node-proxier by default
+            "coredns": Identity("system:coredns", ()),
+            "kube-router": Identity("hubkit:kube-router", ("system:masters",)),
         }
         tokens = [f'{i.token},{i.name},{i.name},"{",".join(i.groups)}"' for i in self.identities.values()]
         (self.workdir / "tokens.csv").write_text("\n".join(tokens) + "\n")
@@ -132,6 +145,9 @@ class ControlPlane:
         self._start_apiserver()
         self._start_controllers()
         self._start_nodes()
+        if self.cluster_network:
+            self.network = ClusterNetwork(self)
+            self.network.start()
         self.wait_for_default_service_account("default")
         (self.workdir / "startup-seconds").write_text(f"{time.monotonic() - t0:.2f}\n")
 
@@ -139,6 +155,10 @@ class ControlPlane:
         proc = ManagedProcess(name, argv, self.workdir / "logs" / f"{name}.log", env=env).start()
         self.processes.append(proc)
         return proc
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        """Start one more component of this platform (stopped by ``stop()``, newest first)."""
+        return self._spawn(name, argv, env)
 
     def _start_etcd(self) -> None:
         client = f"http://127.0.0.1:{self.ports['etcd']}"
@@ -261,6 +281,7 @@ class ControlPlane:
                 f"--state-dir={self.workdir / 'kubelet'}",
                 f"--slot={self.net.slot}",
                 f"--version={KUBERNETES_VERSION}",
+                *([f"--cluster-dns={DNS_SERVICE_IP}"] if self.cluster_network else []),
             ],
             env=dict(os.environ) | {SINGLEUSER_ENV_VAR: str(singleuser_env())},
         )
@@ -298,6 +319,9 @@ class ControlPlane:
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        if self.network is not None:
+            self.network.stop()
+            self.network = None
         if self.net is not None:
             podnet.remove_network(self.net)
         if self.slot_lock is not None:

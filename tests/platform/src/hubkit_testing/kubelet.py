@@ -22,6 +22,7 @@ from typing import Any
 
 from . import podnet
 from .kubeapi import KubeAPI, KubeError
+from .poddns import ClusterDNS
 from .pods import PodRuntime, PodStartError, decode_data
 from .podstatus import pod_status
 
@@ -41,6 +42,7 @@ class KubeletConfig:
     memory: str
     pods: int
     version: str
+    cluster_dns: ClusterDNS | None = None
 
 
 def node_manifest(cfg: KubeletConfig) -> dict[str, Any]:
@@ -257,7 +259,9 @@ class Kubelet:
 
     async def run_pod(self, pod: dict[str, Any]) -> None:
         name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-        runtime = PodRuntime(pod, self.net, self.allocate_ip(), self.cfg.state_dir, self)
+        runtime = PodRuntime(
+            pod, self.net, self.allocate_ip(), self.cfg.state_dir, self, dns=self.cfg.cluster_dns
+        )
         self.runtimes[pod["metadata"]["uid"]] = runtime
         host_ip = str(self.net.gateway)
         try:
@@ -349,6 +353,8 @@ def main() -> None:
     p.add_argument("--memory", default="32Gi")
     p.add_argument("--pods", default=110, type=int)
     p.add_argument("--version", default="v1.35.4", help="kubelet version to report")
+    p.add_argument("--cluster-dns", help="cluster DNS Service IP for pods with dnsPolicy ClusterFirst")
+    p.add_argument("--cluster-domain", default="cluster.local", help="DNS domain of the cluster")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = KubeletConfig(
@@ -362,6 +368,7 @@ def main() -> None:
         a.memory,
         a.pods,
         a.version,
+        ClusterDNS(a.cluster_dns, a.cluster_domain) if a.cluster_dns else None,
     )
     asyncio.run(Kubelet(cfg).run())
 

@@ -56,6 +56,14 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
 
 
+def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run one network command; a failure raises with the command and its own message."""
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result
+
+
 class SlotLock:
     """Holds one pod-network slot for the lifetime of a platform (an flock, released if we crash)."""
 

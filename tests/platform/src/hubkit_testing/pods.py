@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from . import podnet
 from .container_init import ContainerSpec, Mount
 from .images import SYSTEM_PATH, ImageProfile, image_profile
+from .poddns import ClusterDNS, resolv_conf
 from .podstatus import ContainerState, now
 from .processes import signal_group
 
@@ -75,6 +76,7 @@ class PodRuntime:
     containers: list[ContainerState] = field(default_factory=list)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     netns: str = ""
+    dns: ClusterDNS | None = None
 
     @property
     def uid(self) -> str:
@@ -174,6 +176,12 @@ class PodRuntime:
             groups.append(pod_sc["fsGroup"])
         env = await self._env(container, profile)
         mounts = [self._mount(m, volumes) for m in container.get("volumeMounts") or []]
+        resolv = resolv_conf(self.pod, self.dns)
+        if resolv is not None and all(m.target != "/etc/resolv.conf" for m in mounts):
+            path = self.sandbox / "resolv.conf"
+            path.write_text(resolv)
+            path.chmod(0o644)
+            mounts.append(Mount(str(path), "/etc/resolv.conf", read_only=True))
         if profile and profile.home != "/" and all(m.target != profile.home for m in mounts):
             mounts.insert(0, Mount(self._home_dir(profile.home, uid, gid), profile.home))
         return ContainerSpec(

@@ -27,6 +27,20 @@ def go_tool(name: str) -> str:
     return str(go_bin_dir() / name)
 
 
+@cache
+def go_component_dir(component: str) -> Path:
+    """The directory of one separately cached Go component (``build.sh <component>``), built if needed."""
+    build = PLATFORM_DIR / "go" / "build.sh"
+    result = subprocess.run(["bash", str(build), component], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PlatformError(f"Building {component} failed ({build} {component}):\n{result.stderr[-3000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def go_component(component: str, binary: str) -> str:
+    return str(go_component_dir(component) / binary)
+
+
 def proxy_command() -> str:
     """configurable-http-proxy from tests/platform/npm (installed by `npm ci` in the nox sessions)."""
     path = PLATFORM_DIR / "npm" / "node_modules" / ".bin" / "configurable-http-proxy"
