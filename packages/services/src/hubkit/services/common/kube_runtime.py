@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -31,6 +32,8 @@ async def kube_client(kubeconfig: str | None) -> client.ApiClient:
 
     Raises :class:`SettingsError` (exit code 2) when neither can be loaded.
     """
+    if kubeconfig and not await asyncio.to_thread(Path(kubeconfig).is_file):
+        raise SettingsError(f"the kubeconfig {kubeconfig} does not exist (or is not a file)")
     try:
         if kubeconfig:
             return await config.new_client_from_config(config_file=kubeconfig, persist_config=False)
