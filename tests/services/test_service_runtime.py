@@ -12,14 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from _http import get
 
 from hubkit_testing.processes import free_port
 
@@ -30,16 +29,6 @@ LOG_LINE = re.compile(r"^\[[DIWE] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [\w.-]+\]
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("HUBKIT_", "JUPYTERHUB_"))}
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -189,25 +178,18 @@ def test_an_unreadable_kubeconfig_is_a_settings_error(command: str, tmp_path: Pa
     if command == "hubkit-warmseats":
         settings["sizes"] = [{"name": "a", "cpu": "1", "memory": "1Gi"}]
     config.write_text(yaml.safe_dump(settings))
-    out = subprocess.run(
-        [str(BIN / command), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(),
-    )
+
+    def run() -> subprocess.CompletedProcess[str]:
+        argv = [str(BIN / command), "--config", str(config)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=clean_env())
+
+    out = run()
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f"{command}: the kubeconfig {kubeconfig} does not exist (or is not a file)"
     ]
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")  # there, but names no cluster
-    out = subprocess.run(
-        [str(BIN / command), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(),
-    )
+    out = run()
     assert out.returncode == 2
     assert (
         out.stderr.strip()

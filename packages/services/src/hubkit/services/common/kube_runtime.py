@@ -12,13 +12,15 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes_asyncio import client, config
+from prometheus_client import CollectorRegistry
 
+from .cli import Running
 from .exceptions import SettingsError
 
-__all__ = ["WatchCache", "ensure_priority_class", "kube_client", "utcnow"]
+__all__ = ["Reconciler", "WatchCache", "ensure_priority_class", "kube_client", "reconciler_running", "utcnow"]
 
 log = logging.getLogger("hubkit.services")
 
@@ -149,3 +151,38 @@ class WatchCache:
                 log.warning("watch of %s failed (%s); relisting in %.1f s", self.name, e, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30)
+
+
+class _Metrics(Protocol):
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+
+class Reconciler(Protocol):
+    """What the prepuller and the warm-seat broker have in common for the runtime."""
+
+    @property
+    def metrics(self) -> _Metrics: ...
+
+    def health(self) -> tuple[bool, dict[str, Any]]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def run(self) -> None: ...
+
+
+async def reconciler_running(
+    kubeconfig: str | None, listen: tuple[str, int], make: Callable[[client.ApiClient], Reconciler]
+) -> Running:
+    """A Kubernetes-facing service for :func:`~.cli.run_service`: an API client, the reconciler ``make``
+    builds on it, its status server on ``listen``; the client is closed after the reconciler stops."""
+    api = await kube_client(kubeconfig)
+    reconciler = make(api)
+    return Running(
+        work=reconciler.run(),
+        registry=reconciler.metrics.registry,
+        health=reconciler.health,
+        status=reconciler.status,
+        listen=listen,
+        close=[api.close],
+    )

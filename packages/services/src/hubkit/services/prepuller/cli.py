@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from kubernetes_asyncio.client import ApiClient
+
 from hubkit.services.common.cli import Running, ServiceCommand, run_service
-from hubkit.services.common.kube_runtime import kube_client
+from hubkit.services.common.kube_runtime import reconciler_running
 
 from .metrics import PrepullerMetrics
 from .service import Prepuller
@@ -16,16 +18,10 @@ __all__ = ["COMMAND", "main"]
 
 
 async def _build(settings: PrepullerSettings, args: argparse.Namespace) -> Running:
-    api = await kube_client(settings.kubeconfig)
-    prepuller = Prepuller(settings, PrepullerStore(api, settings, lambda: None), PrepullerMetrics())
-    return Running(
-        work=prepuller.run(),
-        registry=prepuller.metrics.registry,
-        health=prepuller.health,
-        status=prepuller.status,
-        listen=(settings.listen_host, settings.listen_port),
-        close=[api.close],
-    )
+    def make(api: ApiClient) -> Prepuller:
+        return Prepuller(settings, PrepullerStore(api, settings, lambda: None), PrepullerMetrics())
+
+    return await reconciler_running(settings.kubeconfig, (settings.listen_host, settings.listen_port), make)
 
 
 COMMAND = ServiceCommand(

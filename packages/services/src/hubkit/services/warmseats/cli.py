@@ -10,9 +10,10 @@ import argparse
 import json
 
 import yaml
+from kubernetes_asyncio.client import ApiClient
 
 from hubkit.services.common.cli import Running, ServiceCommand, run_service
-from hubkit.services.common.kube_runtime import kube_client
+from hubkit.services.common.kube_runtime import reconciler_running
 
 from .metrics import WarmSeatsMetrics
 from .scheduler_config import SchedulerConfigInput, scheduler_configuration
@@ -42,16 +43,10 @@ def _print_scheduler_config(args: argparse.Namespace, settings: WarmSeatsSetting
 
 
 async def _build(settings: WarmSeatsSettings, args: argparse.Namespace) -> Running:
-    api = await kube_client(settings.kubeconfig)
-    broker = WarmSeatBroker(settings, WarmSeatsStore(api, settings, lambda: None), WarmSeatsMetrics())
-    return Running(
-        work=broker.run(),
-        registry=broker.metrics.registry,
-        health=broker.health,
-        status=broker.status,
-        listen=(settings.listen_host, settings.listen_port),
-        close=[api.close],
-    )
+    def make(api: ApiClient) -> WarmSeatBroker:
+        return WarmSeatBroker(settings, WarmSeatsStore(api, settings, lambda: None), WarmSeatsMetrics())
+
+    return await reconciler_running(settings.kubeconfig, (settings.listen_host, settings.listen_port), make)
 
 
 COMMAND = ServiceCommand(
