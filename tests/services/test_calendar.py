@@ -159,7 +159,9 @@ def test_an_unusable_event_is_one_sentence_and_hides_nothing_else() -> None:
 
 
 def test_not_a_calendar_is_one_error_naming_the_source() -> None:
-    with pytest.raises(CalendarError, match=r"^the calendar /x.ics is not valid iCalendar data"):
+    with pytest.raises(
+        CalendarError, match=r"^the calendar /x.ics is not a valid ICS calendar \(not valid iCalendar data: "
+    ):
         parse_ics("this is not a calendar", "the calendar /x.ics")
 
 
@@ -181,7 +183,7 @@ async def test_source_keeps_the_last_good_copy_and_says_why_once(
         assert await source.calendar() is good
         assert await source.calendar() is good
     assert source.last_error is not None
-    assert "is not valid iCalendar data" in source.last_error
+    assert "is not a valid ICS calendar" in source.last_error
     assert [r.getMessage().endswith("keeping the last good copy") for r in caplog.records] == [True]
     # A refresh interval: not re-read before it is due.
     slow = CalendarSource(path, None, timedelta(hours=1))

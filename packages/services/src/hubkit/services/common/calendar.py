@@ -23,13 +23,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import icalendar
-import recurring_ical_events  # type: ignore[import-untyped]
 
 from .exceptions import CalendarError
+
+if TYPE_CHECKING:
+    import icalendar
+
+# icalendar and recurring-ical-events are imported where they are used: a service without a calendar
+# (most culler deployments) starts without loading them.
 
 __all__ = ["CalendarRead", "CalendarSource", "Session", "parse_ics", "sessions"]
 
@@ -68,10 +72,12 @@ class CalendarRead:
 
 def parse_ics(text: str | bytes, source: str = "the calendar") -> icalendar.Calendar:
     """Parse ICS text; :class:`CalendarError` when it is not iCalendar data at all."""
+    import icalendar
+
     try:
         return icalendar.Calendar.from_ical(text)
     except ValueError as e:
-        raise CalendarError(f"{source} is not valid iCalendar data: {e}") from e
+        raise CalendarError(f"{source} is not a valid ICS calendar (not valid iCalendar data: {e})") from e
 
 
 def _label(event: Any) -> tuple[str, str]:
@@ -143,6 +149,8 @@ def _session(occurrence: Any, series: Any | None, tz: tzinfo) -> Session:
 
 
 def _without(calendar: icalendar.Calendar, skipped: set[str]) -> icalendar.Calendar:
+    import icalendar
+
     kept = icalendar.Calendar()
     for key, value in calendar.items():
         kept.add(key, value)
@@ -157,6 +165,8 @@ def sessions(
     calendar: icalendar.Calendar, since: datetime, until: datetime, tz: tzinfo = UTC
 ) -> CalendarRead:
     """Every session overlapping ``[since, until)``, sorted by start; floating times read in ``tz``."""
+    import recurring_ical_events  # type: ignore[import-untyped]
+
     problems: dict[str, str] = {}
     events: list[Any] = list(calendar.walk("VEVENT"))  # icalendar's property unions are too wide to narrow
     for event in events:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import icalendar
+from typing import TYPE_CHECKING
 
 from hubkit.services.common.calendar import parse_ics, sessions
+
+if TYPE_CHECKING:
+    import icalendar
 
 __all__ = ["RECURRENCE_WINDOW", "Hold", "holds_at", "parse_holds"]
 
