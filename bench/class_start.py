@@ -2,7 +2,7 @@
 placeholders, and HubKit's warm-seat broker + prepuller.
 
 Discrete-event simulation in 15-second steps over one week. HubKit's side is driven by the REAL code:
-``hubkit.services.warmseats.calendar.parse_calendar`` reads the week's timetable (an ICS calendar with weekly
+``hubkit.services.warmseats.classes.parse_calendar`` reads the week's timetable (an ICS calendar with weekly
 RRULEs), ``hubkit.services.warmseats.planner.plan`` decides the warm seats every 30 s, and the prepuller's
 ``plan_nodes``/``choose_pulls`` decide which image to pull on which node. The cluster (autoscaler, packing
 scheduler, kubelet image pulls) is modelled; the assumptions are listed in docs/warmseats.md.
@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from hubkit.services.image_menu_contract import ImageEntry, ImageMenu, Placement, Toleration
 from hubkit.services.prepuller.planning import NodeInfo, PullLimits, choose_pulls, merge_menus, plan_nodes
-from hubkit.services.warmseats.calendar import parse_calendar
+from hubkit.services.warmseats.classes import parse_calendar
 from hubkit.services.warmseats.planner import ClassEvent, PlanInput, SizePolicy, plan
 
 STEP = 15.0  # seconds

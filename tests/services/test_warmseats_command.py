@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from _http import get
 from _warmseat_fixtures import wait_for
 
 from hubkit_testing.controlplane import ControlPlane
@@ -24,16 +23,6 @@ COMMAND = str(Path(sys.executable).with_name("hubkit-warmseats"))
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("HUBKIT_WARMSEATS_")}
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""
 
 
 def test_command_keeps_the_baseline_and_serves_status(

@@ -21,7 +21,7 @@ from hubkit.services.warmseats import (
     scheduler_configuration,
 )
 from hubkit.services.warmseats.builders import placeholder_deployment, size_of_pod_name
-from hubkit.services.warmseats.calendar import parse_calendar
+from hubkit.services.warmseats.classes import parse_calendar
 from hubkit.services.warmseats.exceptions import CalendarError
 from hubkit.services.warmseats.sizing import size_for_pod
 

@@ -2,24 +2,17 @@
 
 The services run as their own Deployments (rendered by the HubKit chart); the hub only knows their URLs,
 so their status pages are reachable at /services/<name>/. Only the culler calls the hub API: its token
-comes from $HUBKIT_CULLER_API_TOKEN (the chart's hubkit-culler-token Secret, through hub.extraEnv).
+comes from $HUBKIT_CULLER_API_TOKEN (the chart's hubkit-culler-token Secret, through hub.extraEnv), and
+its role holds the scopes the culler itself says its settings need (hubkit-services is in the hub image;
+the module is standard-library only).
 """
 
 import os
 
+from hubkit.services.culler.scopes import culler_scopes
+
 c = globals()["c"]
 _services = globals()["HUBKIT_SETTINGS"].get("services", {})
-
-
-def _culler_scopes(settings: dict) -> list:
-    """The scopes docs/services.md lists, minus those the culler's settings do not need."""
-    scopes = ["list:users", "read:users:name", "read:users:activity", "read:servers", "delete:servers"]
-    rules = settings.get("idle_rules") or []
-    if settings.get("calendar") or any(rule.get("groups") for rule in rules):
-        scopes.append("read:users:groups")
-    if (settings.get("users") or {}).get("inactive_days"):
-        scopes.append("admin:users")
-    return scopes
 
 
 # The services are status endpoints, not something the hub needs: never hold a hub (re)start for long
@@ -45,7 +38,7 @@ if "culler" in _services:
     _roles.append(
         {
             "name": "hubkit-culler",
-            "scopes": _culler_scopes(_services["culler"].get("settings") or {}),
+            "scopes": culler_scopes(_services["culler"].get("settings") or {}),
             "services": ["hubkit-culler"],
         }
     )

@@ -11,6 +11,13 @@ class SettingsError(ServiceError):
     """The service's settings file or environment is invalid; the message says which key and why."""
 
 
+class CalendarError(ServiceError):
+    """An ICS calendar cannot be read or parsed at all; the message names the source.
+
+    A single bad event is not an error: it is skipped and reported as a problem.
+    """
+
+
 class HubAPIError(ServiceError):
     """The hub answered a request with an error (after retries, if the error was retryable)."""
 

@@ -1,15 +1,20 @@
-"""The tiny HTTP face of every service: ``/metrics`` (Prometheus) and ``/health`` (JSON).
+"""The HTTP face of every service: ``/health`` and ``/status`` (JSON), ``/metrics`` (Prometheus).
 
-Both answer at the root and under the service's hub prefix (``JUPYTERHUB_SERVICE_PREFIX``, e.g.
-``/services/hubkit-culler/``), so they work directly and through the hub's proxy. ``/health`` answers
-200 when the service is healthy and 503 when not, with the JSON body the service's health callback
-returns; neither endpoint needs a token (they expose no user data).
+All three answer at the root and under the service's hub prefix (``JUPYTERHUB_SERVICE_PREFIX``, by
+default ``/services/<name>/``), so they work directly and through the hub's proxy. None needs a token:
+they expose no user data.
+
+- ``/health``: 200 when the service is healthy, 503 when not. The body is the service's own JSON object
+  with ``service`` (its name) and ``healthy`` (the same answer as the status code) always set.
+- ``/status``: what the service is doing (its own JSON object), 200.
+- ``/metrics``: the service's own registry.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -18,43 +23,70 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
-__all__ = ["HealthCallback", "ServiceHTTPServer"]
+__all__ = ["HealthCallback", "StatusCallback", "StatusServer"]
 
-HealthCallback = Callable[[], tuple[bool, dict[str, Any]]]
+log = logging.getLogger("hubkit.services")
+
+HealthCallback = Callable[[], tuple[bool, Mapping[str, Any]]]
 """Returns (healthy, JSON-serialisable body) for ``/health``."""
 
+StatusCallback = Callable[[], Mapping[str, Any]]
+"""Returns the JSON-serialisable body of ``/status``."""
 
-class _MetricsHandler(RequestHandler):
-    def initialize(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def get(self) -> None:
-        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.write(generate_latest(self.registry))
+Produce = Callable[[], tuple[int, str, bytes]]
 
 
-class _HealthHandler(RequestHandler):
-    def initialize(self, health: HealthCallback) -> None:
-        self.health = health
+class _Handler(RequestHandler):
+    def initialize(self, produce: Produce) -> None:
+        self.produce = produce
 
     def get(self) -> None:
-        healthy, body = self.health()
-        self.set_status(200 if healthy else 503)
-        self.set_header("Content-Type", "application/json")
+        code, content_type, body = self.produce()
+        self.set_status(code)
+        self.set_header("Content-Type", content_type)
         self.set_header("Cache-Control", "no-store")
-        self.write(json.dumps(body))
+        self.finish(body)
 
 
-class ServiceHTTPServer:
-    """Serve ``/metrics`` from ``registry`` and ``/health`` from ``health`` (call ``start``/``stop``)."""
+def _log_failures(handler: RequestHandler) -> None:
+    """Scrapes and probes arrive every few seconds; only failures are worth a log line."""
+    if handler.get_status() >= 500 and handler.get_status() != 503:
+        log.warning("%s %s -> %d", handler.request.method, handler.request.uri, handler.get_status())
 
-    def __init__(self, registry: CollectorRegistry, health: HealthCallback, prefix: str = "/") -> None:
-        prefixes = {"/", "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"}
+
+def _prefixes(prefix: str) -> list[str]:
+    inner = prefix.strip("/")
+    return sorted({"/", f"/{inner}/" if inner else "/"})
+
+
+class StatusServer:
+    """Serve ``/health``, ``/status`` and ``/metrics`` of the service ``name`` (``start``/``stop``)."""
+
+    def __init__(
+        self,
+        name: str,
+        registry: CollectorRegistry,
+        health: HealthCallback,
+        status: StatusCallback,
+        prefix: str = "/",
+    ) -> None:
+        def metrics() -> tuple[int, str, bytes]:
+            return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
+
+        def health_json() -> tuple[int, str, bytes]:
+            healthy, body = health()
+            answer = {"service": name, **body, "healthy": healthy}
+            return (200 if healthy else 503), "application/json", json.dumps(answer, default=str).encode()
+
+        def status_json() -> tuple[int, str, bytes]:
+            return 200, "application/json", json.dumps(dict(status()), indent=1, default=str).encode()
+
         routes: list[Any] = []
-        for p in sorted(prefixes):
-            routes.append((rf"{p}metrics/?", _MetricsHandler, {"registry": registry}))
-            routes.append((rf"{p}health/?", _HealthHandler, {"health": health}))
-        self._app = Application(routes, log_function=_quiet_log)
+        for p in _prefixes(prefix):
+            routes.append((rf"{p}metrics/?", _Handler, {"produce": metrics}))
+            routes.append((rf"{p}health/?", _Handler, {"produce": health_json}))
+            routes.append((rf"{p}status/?", _Handler, {"produce": status_json}))
+        self._app = Application(routes, log_function=_log_failures)
         self._server: HTTPServer | None = None
         self.port = 0
 
@@ -66,11 +98,8 @@ class ServiceHTTPServer:
         self._server.add_sockets(sockets)
         return self.port
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
+            await self._server.close_all_connections()
             self._server = None
-
-
-def _quiet_log(handler: RequestHandler) -> None:
-    """Scrapes and probes arrive every few seconds and would drown the log; errors are logged by tornado."""

@@ -1,7 +1,7 @@
 """Plumbing of the Kubernetes-facing services (the prepuller and the warm-seat broker).
 
-A Kubernetes client, list-then-watch caches of raw objects, the small HTTP server for ``/health``,
-``/metrics`` and ``/status``, and the run-until-signalled loop.
+A Kubernetes client, list-then-watch caches of raw objects, and creating a PriorityClass once. (The
+status server, signals and exit codes are every service's: :mod:`.cli`, :mod:`.httpserver`.)
 """
 
 from __future__ import annotations
@@ -9,24 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from kubernetes_asyncio import client, config
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from tornado import httpserver, web
+from prometheus_client import CollectorRegistry
 
-__all__ = [
-    "StatusServer",
-    "WatchCache",
-    "ensure_priority_class",
-    "kube_client",
-    "serve_until_signalled",
-    "utcnow",
-]
+from .cli import Running
+from .exceptions import SettingsError
+
+__all__ = ["Reconciler", "WatchCache", "ensure_priority_class", "kube_client", "reconciler_running", "utcnow"]
 
 log = logging.getLogger("hubkit.services")
 
@@ -36,11 +30,20 @@ def utcnow() -> datetime:
 
 
 async def kube_client(kubeconfig: str | None) -> client.ApiClient:
-    """An API client from a kubeconfig file, or the pod's service account when none is given."""
-    if kubeconfig:
-        return await config.new_client_from_config(config_file=kubeconfig, persist_config=False)
-    configuration = client.Configuration()
-    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    """An API client from a kubeconfig file, or the pod's service account when none is given.
+
+    Raises :class:`SettingsError` (exit code 2) when neither can be loaded.
+    """
+    if kubeconfig and not await asyncio.to_thread(Path(kubeconfig).is_file):
+        raise SettingsError(f"the kubeconfig {kubeconfig} does not exist (or is not a file)")
+    try:
+        if kubeconfig:
+            return await config.new_client_from_config(config_file=kubeconfig, persist_config=False)
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except (OSError, config.ConfigException) as e:
+        where = f"the kubeconfig {kubeconfig}" if kubeconfig else "the pod's service account"
+        raise SettingsError(f"cannot load {where}: {e}") from e
     return client.ApiClient(configuration=configuration)
 
 
@@ -150,75 +153,36 @@ class WatchCache:
                 backoff = min(backoff * 2, 30)
 
 
-class _Handler(web.RequestHandler):
-    def initialize(self, produce: Callable[[], tuple[int, str, bytes]]) -> None:
-        self.produce = produce
-
-    def get(self) -> None:
-        code, content_type, body = self.produce()
-        self.set_status(code)
-        self.set_header("Content-Type", content_type)
-        self.finish(body)
+class _Metrics(Protocol):
+    @property
+    def registry(self) -> CollectorRegistry: ...
 
 
-def _log_failures(handler: web.RequestHandler) -> None:
-    """Scrapes and probes arrive every few seconds; only failures are worth a log line."""
-    if handler.get_status() >= 500:
-        log.warning("%s %s -> %d", handler.request.method, handler.request.uri, handler.get_status())
+class Reconciler(Protocol):
+    """What the prepuller and the warm-seat broker have in common for the runtime."""
+
+    @property
+    def metrics(self) -> _Metrics: ...
+
+    def health(self) -> tuple[bool, dict[str, Any]]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def run(self) -> None: ...
 
 
-class StatusServer:
-    """``/health``, ``/metrics`` (the service's own registry) and ``/status`` (JSON) on one port."""
-
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        status: Callable[[], Mapping[str, Any]],
-        health: Callable[[], tuple[bool, str]],
-    ) -> None:
-        def metrics() -> tuple[int, str, bytes]:
-            return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
-
-        def status_json() -> tuple[int, str, bytes]:
-            return 200, "application/json", json.dumps(status(), indent=1, default=str).encode()
-
-        def health_json() -> tuple[int, str, bytes]:
-            ok, message = health()
-            body = json.dumps({"ok": ok, "message": message}).encode()
-            return (200 if ok else 503), "application/json", body
-
-        self.app = web.Application(
-            [
-                (r"/metrics", _Handler, {"produce": metrics}),
-                (r"/status", _Handler, {"produce": status_json}),
-                (r"/health", _Handler, {"produce": health_json}),
-            ],
-            log_function=_log_failures,
-        )
-        self.server: httpserver.HTTPServer | None = None
-
-    def start(self, host: str, port: int) -> None:
-        self.server = self.app.listen(port, address=host)
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            await self.server.close_all_connections()
-
-
-async def serve_until_signalled(
-    work: Coroutine[Any, Any, None], server: StatusServer, api: client.ApiClient
-) -> None:
-    """Run a Kubernetes-facing service's loop until SIGTERM/SIGINT, then stop its status server and
-    close its API client (shared by ``hubkit-prepuller`` and ``hubkit-warmseats``)."""
-    task = asyncio.create_task(work)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    finally:
-        await server.stop()
-        await api.close()
+async def reconciler_running(
+    kubeconfig: str | None, listen: tuple[str, int], make: Callable[[client.ApiClient], Reconciler]
+) -> Running:
+    """A Kubernetes-facing service for :func:`~.cli.run_service`: an API client, the reconciler ``make``
+    builds on it, its status server on ``listen``; the client is closed after the reconciler stops."""
+    api = await kube_client(kubeconfig)
+    reconciler = make(api)
+    return Running(
+        work=reconciler.run(),
+        registry=reconciler.metrics.registry,
+        health=reconciler.health,
+        status=reconciler.status,
+        listen=listen,
+        close=[api.close],
+    )

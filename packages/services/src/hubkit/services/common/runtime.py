@@ -1,8 +1,7 @@
-"""What JupyterHub hands a managed service, and logging set up the same way for every service."""
+"""What JupyterHub hands a managed service: the hub API URL and token, its prefix and its URL."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from urllib.parse import urlparse
 
 from .exceptions import SettingsError
 
-__all__ = ["HubServiceEnv", "hub_service_env", "setup_logging"]
+__all__ = ["HubServiceEnv", "hub_service_env", "listen_address"]
 
 
 @dataclass(frozen=True)
@@ -32,21 +31,33 @@ def hub_service_env(env: Mapping[str, str] | None = None) -> HubServiceEnv:
         raise SettingsError(
             "JUPYTERHUB_API_TOKEN is not set: run this service from c.JupyterHub.services or give it a token"
         )
-    service_url = environ.get("JUPYTERHUB_SERVICE_URL", "")
-    parsed = urlparse(service_url) if service_url else None
+    host, port = _service_url(environ)
     return HubServiceEnv(
         api_url=environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
         api_token=token,
         prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"),
-        bind_host=parsed.hostname if parsed else None,
-        bind_port=parsed.port if parsed else None,
+        bind_host=host,
+        bind_port=port,
     )
 
 
-def setup_logging(name: str, debug: bool = False) -> logging.Logger:
-    """One line per event, with a timestamp and the service name: what ends up in the hub's log."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format=f"[%(levelname)1.1s %(asctime)s {name}] %(message)s",
-    )
-    return logging.getLogger(name)
+def _service_url(environ: Mapping[str, str]) -> tuple[str | None, int | None]:
+    service_url = environ.get("JUPYTERHUB_SERVICE_URL", "")
+    if not service_url:
+        return None, None
+    parsed = urlparse(service_url)
+    return parsed.hostname, parsed.port
+
+
+def listen_address(
+    listen: str | None, default: tuple[str, int] | None, env: Mapping[str, str] | None = None
+) -> tuple[str, int] | None:
+    """Where the status server listens: ``listen`` ("host:port") if set, else the ``url`` the hub gave
+    the service (``JUPYTERHUB_SERVICE_URL``), else ``default`` (None: no status server)."""
+    if listen:
+        host, port = listen.rsplit(":", 1)
+        return host, int(port)
+    hub_host, hub_port = _service_url(os.environ if env is None else env)
+    if hub_host and hub_port:
+        return hub_host, hub_port
+    return default

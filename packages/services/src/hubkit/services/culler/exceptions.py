@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from hubkit.services.common.exceptions import ServiceError
+from hubkit.services.common.exceptions import CalendarError, ServiceError
+
+__all__ = ["CalendarError", "CullerError"]
 
 
 class CullerError(ServiceError):
-    """Base class of the culler's errors."""
-
-
-class CalendarError(CullerError):
-    """The hold calendar could not be read or parsed; the message names the source."""
+    """Base class of the culler's errors (the hold calendar's are :class:`CalendarError`, shared with the
+    warm-seat broker)."""

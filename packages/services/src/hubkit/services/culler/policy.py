@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .calendar import Hold
+from .holds import Hold
 from .settings import CullerSettings
 
 __all__ = ["Decision", "decide_server", "decide_user", "format_td", "parse_time"]

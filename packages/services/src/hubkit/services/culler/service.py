@@ -1,79 +1,93 @@
-"""``hubkit-culler``: the command JupyterHub runs as a managed service."""
+"""The culler's loop: a sweep every ``interval_seconds``; one sweep lists servers, decides, culls.
+
+Sweeps never overlap.
+Listing comes first, and culling only starts once the list is complete: the hub pages ``?state=ready``
+by offset, so stopping servers while paging would shift later pages and silently skip users. Pages
+are fetched concurrently (after the first one gives the total) and decided as they arrive; the culls
+then run concurrently, bounded by the hub client. A failing cull is logged and counted, never fatal.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import signal
-import sys
-from pathlib import Path
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
-from prometheus_client import CollectorRegistry
+from hubkit.services.common.calendar import CalendarSource
+from hubkit.services.common.exceptions import HubAPIError
+from hubkit.services.common.hubapi import HubClient
 
-from hubkit.services.common.exceptions import ServiceError
-from hubkit.services.common.httpserver import ServiceHTTPServer
-from hubkit.services.common.hubapi import HubClient, RetryPolicy
-from hubkit.services.common.runtime import hub_service_env, setup_logging
-from hubkit.services.common.settings import load_settings
-
-from .calendar import CalendarSource
+from .holds import Hold, holds_at
 from .metrics import CullerMetrics
-from .settings import ENV_PREFIX, CullerSettings
-from .sweep import Culler, SweepReport
+from .policy import Decision, decide_server, decide_user
+from .settings import CullerSettings
 
-__all__ = ["build_culler", "main"]
+__all__ = ["Culler", "SweepReport"]
 
+log = logging.getLogger(__name__)
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hubkit-culler", description="Cull idle JupyterHub servers and users.")
-    p.add_argument("--config", type=Path, help="YAML or JSON settings file (or $HUBKIT_CULLER_CONFIG)")
-    p.add_argument("--dry-run", action="store_true", help="print what would be culled and why; cull nothing")
-    p.add_argument("--once", action="store_true", help="run one sweep and exit")
-    p.add_argument("--debug", action="store_true", help="log debug messages")
-    return p
+Clock = Callable[[], datetime]
+ReportCallback = Callable[["SweepReport"], None]
 
 
-def build_culler(settings: CullerSettings, api_url: str, token: str, registry: CollectorRegistry) -> Culler:
-    """A ready-to-sweep :class:`Culler` (its hub client must be closed by the caller)."""
-    retry = RetryPolicy(
-        attempts=settings.retry_attempts,
-        backoff_initial=settings.backoff_initial_seconds,
-        backoff_max=settings.backoff_max_seconds,
-        timeout=settings.request_timeout_seconds,
-    )
-    client = HubClient(
-        api_url,
-        token,
-        concurrency=settings.concurrency,
-        retry=retry,
-        registry=registry,
-        metrics_prefix="hubkit_culler",
-    )
-    calendar = CalendarSource(settings.calendar) if settings.calendar else None
-    return Culler(settings, client, CullerMetrics(registry), calendar)
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
-def print_report(report: SweepReport) -> None:
-    """The dry-run output: one line per server or user that would be culled, with policy and reason."""
-    for d in sorted(report.culled, key=lambda d: d.target):
-        kind = "user" if d.server is None else "server"
-        print(f"would cull {kind} {d.target}: {d.reason} [policy {d.policy}]", flush=True)
-    print(f"{len(report.culled)} to cull, {report.checked} servers checked, {report.held} held", flush=True)
+@dataclass
+class SweepReport:
+    """What one sweep did (or, in dry run, would have done)."""
+
+    started: datetime
+    dry_run: bool
+    checked: int = 0
+    held: int = 0
+    culled: list[Decision] = field(default_factory=list)
+    failed: list[tuple[Decision, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: str | None = None
 
 
-async def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(CullerSettings, args.config, env_prefix=ENV_PREFIX)
-    if args.dry_run:
-        settings = settings.model_copy(update={"dry_run": True})
-    log = setup_logging("hubkit-culler", args.debug)
-    env = hub_service_env()
-    registry = CollectorRegistry()
-    culler = build_culler(settings, env.api_url, env.api_token, registry)
+class Culler:
+    """Runs sweeps against the hub through ``client``; ``clock`` is injectable for tests."""
 
-    def health() -> tuple[bool, dict[str, object]]:
-        r = culler.last_report
-        body: dict[str, object] = {"service": "hubkit-culler", "dry_run": settings.dry_run}
+    def __init__(
+        self,
+        settings: CullerSettings,
+        client: HubClient,
+        metrics: CullerMetrics,
+        calendar: CalendarSource | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.metrics = metrics
+        self.calendar = calendar
+        self.clock = clock
+        self._lock = asyncio.Lock()
+        self.last_report: SweepReport | None = None
+        self.calendar_problems: tuple[str, ...] = ()
+
+    async def run(self, once: bool = False, on_report: ReportCallback | None = None) -> int:
+        """Sweep every ``interval_seconds`` until cancelled; with ``once``, sweep once and return 0, or 1
+        when the sweep could not run (the hub or the calendar unreachable)."""
+        while True:
+            report = await self.sweep()
+            if on_report is not None:
+                on_report(report)
+            if once:
+                return 0 if report.skipped is None else 1
+            await asyncio.sleep(self.settings.interval_seconds)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy until a sweep could not run; the body says what the last sweep did."""
+        r = self.last_report
+        body: dict[str, Any] = {"dry_run": self.settings.dry_run}
         if r is not None:
             body |= {
                 "last_sweep": r.started.isoformat(),
@@ -83,38 +97,144 @@ async def _run(args: argparse.Namespace) -> int:
             }
         return r is None or r.skipped is None, body
 
-    server = None
-    if not args.once:
-        host, port = settings.listen.rsplit(":", 1) if settings.listen else (env.bind_host, env.bind_port)
-        if host and port:
-            server = ServiceHTTPServer(registry, health, env.prefix)
-            server.start(str(host), int(port))
-            log.info("metrics and health on http://%s:%s%s", host, port, env.prefix)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        while True:
-            report = await culler.sweep()
-            if settings.dry_run:
-                print_report(report)
-            if args.once:
-                return 0 if report.skipped is None else 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.interval_seconds)
-            if stop.is_set():
-                return 0
-    finally:
-        if server is not None:
-            server.stop()
-        await culler.client.aclose()
+    def status(self) -> dict[str, Any]:
+        """The last sweep in detail: what was (or would be) culled and why, what failed."""
+        r = self.last_report
+        body: dict[str, Any] = {
+            "dry_run": self.settings.dry_run,
+            "interval_seconds": self.settings.interval_seconds,
+            "calendar": self.calendar.name if self.calendar else None,
+            "calendar_error": self.calendar.last_error if self.calendar else None,
+            "calendar_problems": list(self.calendar_problems),
+            "last_sweep": None,
+        }
+        if r is not None:
+            body["last_sweep"] = {
+                "started": r.started.isoformat(),
+                "seconds": round(r.seconds, 3),
+                "checked": r.checked,
+                "held": r.held,
+                "skipped": r.skipped,
+                "culled": [{"target": d.target, "policy": d.policy, "reason": d.reason} for d in r.culled],
+                "failed": [{"target": d.target, "error": e} for d, e in r.failed],
+            }
+        return body
+
+    async def sweep(self) -> SweepReport:
+        """Run one sweep; if one is already running, return at once with ``skipped`` set."""
+        now = self.clock()
+        if self._lock.locked():
+            log.warning("previous sweep still running: skipping this one")
+            self.metrics.sweeps.labels("skipped").inc()
+            return SweepReport(now, self.settings.dry_run, skipped="previous sweep still running")
+        async with self._lock:
+            t0 = time.monotonic()
+            report = SweepReport(now, self.settings.dry_run)
+            try:
+                await self._sweep(now, report)
+            except HubAPIError as e:
+                log.error("sweep failed: %s", e)
+                self.metrics.sweeps.labels("failed").inc()
+                report.skipped = str(e)
+            else:
+                self.metrics.sweeps.labels("ok").inc()
+            report.seconds = time.monotonic() - t0
+            self.metrics.sweep_seconds.observe(report.seconds)
+            self.metrics.last_sweep.set_to_current_time()
+            self.last_report = report
+            log.info(
+                "sweep %s: %d servers checked, %d %s, %d held, %d failed in %.2f s",
+                "(dry run)" if report.dry_run else "done",
+                report.checked,
+                len(report.culled),
+                "would be culled" if report.dry_run else "culled",
+                report.held,
+                len(report.failed),
+                report.seconds,
+            )
+            return report
+
+    async def _holds(self, now: datetime) -> list[Hold] | None:
+        if self.calendar is None:
+            return []
+        calendar = await self.calendar.calendar()
+        if calendar is None:
+            return None
+        holds, problems = holds_at(calendar, now)
+        for problem in sorted(set(problems) - set(self.calendar_problems)):
+            log.warning("hold calendar %s: %s", self.calendar.name, problem)
+        self.calendar_problems = problems
+        return holds
+
+    async def _sweep(self, now: datetime, report: SweepReport) -> None:
+        holds = await self._holds(now)
+        if holds is None:
+            report.skipped = f"calendar {self.calendar.name if self.calendar else ''} was never read"
+            log.error("not culling: the hold calendar could not be read yet (%s)", report.skipped)
+            return
+        decisions: list[Decision] = []
+        async for page in self.client.pages("/users", {"state": "ready"}, self.settings.page_size):
+            for user in page:
+                for name, server in (user.get("servers") or {}).items():
+                    report.checked += 1
+                    try:
+                        decision = decide_server(user, name, server, now, self.settings, holds)
+                    except (ValueError, TypeError, AttributeError) as e:
+                        self._unjudged(Decision(str(user.get("name")), name, False, "invalid", ""), e, report)
+                        continue
+                    report.held += decision.policy == "hold"
+                    if decision.cull:
+                        decisions.append(decision)
+        if self.settings.users.inactive_days is not None:
+            async for page in self.client.pages("/users", {"state": "inactive"}, self.settings.page_size):
+                for user in page:
+                    try:
+                        decision = decide_user(user, now, self.settings, holds)
+                    except (ValueError, TypeError, AttributeError) as e:
+                        self._unjudged(Decision(str(user.get("name")), None, False, "invalid", ""), e, report)
+                        continue
+                    if decision.cull:
+                        decisions.append(decision)
+        self.metrics.checked.inc(report.checked)
+        self.metrics.holds.set(report.held)
+        await asyncio.gather(*(self._act(d, report) for d in decisions))
+
+    def _unjudged(self, decision: Decision, error: Exception, report: SweepReport) -> None:
+        """The hub's model of this user or server could not be understood: skip it, say so, go on."""
+        kind = "user" if decision.server is None else "server"
+        message = f"cannot judge {kind} {decision.target}: {error}"
+        report.failed.append((decision, message))
+        self.metrics.failures.labels(kind).inc()
+        log.error("%s (the hub's model of it is not understood; skipping it)", message)
+
+    async def _act(self, decision: Decision, report: SweepReport) -> None:
+        kind = "user" if decision.server is None else "server"
+        dry = self.settings.dry_run
+        if dry:
+            report.culled.append(decision)
+            self.metrics.culls.labels(kind, decision.policy, "true").inc()
+            log.info(
+                "would cull %s %s: %s [policy %s]", kind, decision.target, decision.reason, decision.policy
+            )
+            return
+        method, path, body = _request_for(decision, self.settings.remove_named_servers)
+        try:
+            await self.client.request(method, path, json=body)
+        except HubAPIError as e:
+            report.failed.append((decision, str(e)))
+            self.metrics.failures.labels(kind).inc()
+            log.error("could not cull %s %s [policy %s]: %s", kind, decision.target, decision.policy, e)
+            return
+        report.culled.append(decision)
+        self.metrics.culls.labels(kind, decision.policy, "false").inc()
+        log.info("culled %s %s: %s [policy %s]", kind, decision.target, decision.reason, decision.policy)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return asyncio.run(_run(args))
-    except ServiceError as e:
-        print(f"hubkit-culler: {e}", file=sys.stderr)
-        return 2
+def _request_for(decision: Decision, remove_named: bool) -> tuple[str, str, Any]:
+    user = quote(decision.user, safe="")
+    if decision.server is None:
+        return "DELETE", f"/users/{user}", None
+    if decision.server == "":
+        return "DELETE", f"/users/{user}/server", None
+    path = f"/users/{user}/servers/{quote(decision.server, safe='')}"
+    return "DELETE", path, {"remove": True} if remove_named else None

@@ -10,8 +10,6 @@ from hubkit.services.common.settings import ServiceSettings
 
 __all__ = ["CalendarSettings", "CullerSettings", "IdleRule", "UserCulling"]
 
-ENV_PREFIX = "HUBKIT_CULLER_"
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -4,6 +4,7 @@ Run as a JupyterHub service (``hubkit-nfs-keepalive --config keepalive.yaml``); 
 for the ``/health`` contract the spawner reads (:func:`unavailable_volumes`, :data:`UNAVAILABLE_MESSAGE`).
 """
 
+from hubkit.services.nfs_keepalive.cli import main
 from hubkit.services.nfs_keepalive.exceptions import KeepaliveError, ProbeStepError
 from hubkit.services.nfs_keepalive.health import (
     UNAVAILABLE_MESSAGE,
@@ -12,7 +13,7 @@ from hubkit.services.nfs_keepalive.health import (
     unavailable_volumes,
 )
 from hubkit.services.nfs_keepalive.probe import ProbeRunner
-from hubkit.services.nfs_keepalive.service import Keepalive, main
+from hubkit.services.nfs_keepalive.service import Keepalive
 from hubkit.services.nfs_keepalive.settings import KeepaliveSettings, VolumeSettings
 
 __all__ = [

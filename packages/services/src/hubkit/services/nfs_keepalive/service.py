@@ -1,32 +1,22 @@
-"""``hubkit-nfs-keepalive``: probe every configured NFS volume periodically; serve /health and /metrics."""
+"""The keepalive's loop: probe every configured NFS volume periodically; ``status()`` is its /health."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import logging
-import os
-import signal
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from hubkit.services.common.exceptions import ServiceError
-from hubkit.services.common.httpserver import ServiceHTTPServer
-from hubkit.services.common.runtime import setup_logging
-from hubkit.services.common.settings import load_settings
 from hubkit.services.nfs_keepalive.health import ProbeResult, VolumeHealth
 from hubkit.services.nfs_keepalive.metrics import KeepaliveMetrics
 from hubkit.services.nfs_keepalive.probe import ProbeRunner
-from hubkit.services.nfs_keepalive.settings import ENV_PREFIX, KeepaliveSettings
+from hubkit.services.nfs_keepalive.settings import KeepaliveSettings
 
-__all__ = ["Keepalive", "main"]
+__all__ = ["Keepalive"]
 
-log = logging.getLogger("hubkit-nfs-keepalive")
+log = logging.getLogger("hubkit.services.nfs_keepalive")
 
 
 class Keepalive:
@@ -100,65 +90,13 @@ class Keepalive:
         self.record(result)
         return result
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self) -> None:
+        """Probe every volume every ``interval_seconds``, each volume on its own, until cancelled."""
+
         async def loop(name: str) -> None:
-            while not stop.is_set():
+            while True:
                 await self.probe_once(name)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.interval_seconds)
+                await asyncio.sleep(self.settings.interval_seconds)
 
+        log.info("probing %d volume(s) every %g s", len(self.health), self.settings.interval_seconds)
         await asyncio.gather(*(loop(name) for name in self.health))
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="hubkit-nfs-keepalive", description="Keep NFS volumes awake; report health."
-    )
-    p.add_argument("--config", type=Path, help="YAML or JSON settings file (or $HUBKIT_NFS_KEEPALIVE_CONFIG)")
-    p.add_argument("--debug", action="store_true")
-    return p
-
-
-async def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(KeepaliveSettings, args.config, env_prefix=ENV_PREFIX)
-    setup_logging("hubkit-nfs-keepalive", args.debug)
-    registry = CollectorRegistry()
-    keepalive = Keepalive(settings, registry)
-    server = ServiceHTTPServer(registry, keepalive.status, os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"))
-    host, port = _listen(settings)
-    server.start(host, port)
-    log.info(
-        "probing %d volume(s) every %g s; /health on http://%s:%d",
-        len(settings.volumes),
-        settings.interval_seconds,
-        host,
-        server.port,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await keepalive.run(stop)
-    finally:
-        server.stop()
-    return 0
-
-
-def _listen(settings: KeepaliveSettings) -> tuple[str, int]:
-    if settings.listen:
-        host, port = settings.listen.rsplit(":", 1)
-        return host, int(port)
-    from urllib.parse import urlparse
-
-    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:9102"))
-    return url.hostname or "127.0.0.1", url.port or 9102
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return asyncio.run(_run(args))
-    except ServiceError as e:
-        print(f"hubkit-nfs-keepalive: {e}", file=sys.stderr)
-        return 2

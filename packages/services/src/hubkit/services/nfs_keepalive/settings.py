@@ -9,9 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hubkit.services.common.settings import ServiceSettings
 
-__all__ = ["ENV_PREFIX", "KeepaliveSettings", "VolumeSettings"]
-
-ENV_PREFIX = "HUBKIT_NFS_KEEPALIVE_"
+__all__ = ["KeepaliveSettings", "VolumeSettings"]
 
 
 class VolumeSettings(BaseModel):

@@ -1,4 +1,4 @@
-"""Pure builders of the objects the prepuller creates."""
+"""Pure builders of the prepuller's pull pods (its PriorityClass: ``common.kube_builders``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hubkit.services.image_menu_contract import Placement, Toleration
 
 from .settings import PrepullerSettings
 
-__all__ = ["IMAGE_ANNOTATION", "MANAGED_BY", "NODE_LABEL", "priority_class", "pull_pod", "pull_pod_name"]
+__all__ = ["IMAGE_ANNOTATION", "MANAGED_BY", "NODE_LABEL", "pull_pod", "pull_pod_name"]
 
 MANAGED_BY = "hubkit-prepuller"
 NODE_LABEL = "hubkit.dev/prepull-node"
@@ -79,16 +79,4 @@ def pull_pod(settings: PrepullerSettings, node: str, image: str, placement: Plac
                 }
             ],
         },
-    }
-
-
-def priority_class(name: str, value: int, description: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "scheduling.k8s.io/v1",
-        "kind": "PriorityClass",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "hubkit"}},
-        "value": value,
-        "globalDefault": False,
-        "preemptionPolicy": "Never",
-        "description": description,
     }

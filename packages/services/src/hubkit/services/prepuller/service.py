@@ -240,13 +240,15 @@ class Prepuller:
             "last_reconcile": self.last_reconcile.isoformat() if self.last_reconcile else None,
         }
 
-    def health(self) -> tuple[bool, str]:
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy once reconciled, and as long as reconciles keep happening."""
+        last = self.last_reconcile.isoformat() if self.last_reconcile else None
         if self.last_reconcile is None:
-            return False, "not reconciled yet"
+            return False, {"message": "not reconciled yet", "last_reconcile": last}
         age = (self.clock() - self.last_reconcile).total_seconds()
         if age > 3 * self.settings.resync_seconds:
-            return False, f"last reconcile {age:.0f} s ago"
-        return True, "ok"
+            return False, {"message": f"last reconcile {age:.0f} s ago", "last_reconcile": last}
+        return True, {"message": "ok", "last_reconcile": last}
 
     # --- loop ------------------------------------------------------------------------------------
 

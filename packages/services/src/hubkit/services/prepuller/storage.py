@@ -9,10 +9,11 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from hubkit.services.common.kube_builders import priority_class
 from hubkit.services.common.kube_runtime import WatchCache, ensure_priority_class
 from hubkit.services.image_menu_contract import MENU_LABEL
 
-from .builders import MANAGED_BY, priority_class
+from .builders import MANAGED_BY
 from .exceptions import KubernetesError
 from .settings import PrepullerSettings
 

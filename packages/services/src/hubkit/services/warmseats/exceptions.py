@@ -1,16 +1,14 @@
-"""Errors of the warm-seat broker (settings errors are ``hubkit.services.common.SettingsError``)."""
+"""Errors of the warm-seat broker (settings and calendar errors are ``hubkit.services.common``'s)."""
 
 from __future__ import annotations
 
-from hubkit.services.common import ServiceError
+from hubkit.services.common.exceptions import CalendarError, ServiceError
+
+__all__ = ["CalendarError", "KubernetesError", "WarmSeatsError"]
 
 
 class WarmSeatsError(ServiceError):
     """Base class: the message is one plain sentence for the operator."""
-
-
-class CalendarError(WarmSeatsError):
-    """The ICS calendar cannot be read or parsed at all (single bad events are skipped and logged)."""
 
 
 class KubernetesError(WarmSeatsError):

@@ -8,8 +8,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from hubkit.services.common.kube_builders import priority_class
 from hubkit.services.common.kube_runtime import WatchCache, ensure_priority_class
-from hubkit.services.prepuller.builders import priority_class
 
 from .builders import MANAGED_BY
 from .exceptions import KubernetesError
@@ -56,8 +56,8 @@ class WarmSeatsStore:
             self.settings.priority_class_name,
             self.settings.priority_value,
             "HubKit warm seats: placeholders any user pod preempts; not expendable for the autoscaler.",
+            preemption_policy="PreemptLowerPriority",
         )
-        body["preemptionPolicy"] = "PreemptLowerPriority"
         await ensure_priority_class(self.api, body, KubernetesError)
 
     async def apply_deployment(self, body: Any) -> None:

@@ -1,4 +1,4 @@
-"""The broker: keep placeholder Deployments at the plan, account consumed seats per hub."""
+"""The broker's reconciler: keep placeholder Deployments at the plan, account consumed seats per hub."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-
+from hubkit.services.common.calendar import CalendarSource, sessions
 from hubkit.services.common.kube_runtime import utcnow
 
 from .builders import SIZE_LABEL, deployment_name, placeholder_deployment, size_of_pod_name
-from .calendar import parse_calendar
+from .classes import class_events
 from .exceptions import CalendarError, KubernetesError
 from .metrics import WarmSeatsMetrics
 from .planner import ClassEvent, PlanInput, SizePlan, SizePolicy, plan
@@ -59,8 +57,11 @@ class WarmSeatBroker:
         self.seat_takers: set[str] = set()
         self.events: tuple[ClassEvent, ...] = ()
         self.calendar_problems: tuple[str, ...] = ()
-        self.calendar_text: str | None = None
-        self.calendar_fetched: datetime | None = None
+        self.calendar: CalendarSource | None = None
+        if settings.calendar_path or settings.calendar_url:
+            # A file is re-read on every pass (it is cheap, and an edit shows at once); a URL every 5 min.
+            refresh = timedelta(0) if settings.calendar_path else CALENDAR_REFRESH
+            self.calendar = CalendarSource(settings.calendar_path, settings.calendar_url, refresh)
         self.plans: dict[str, SizePlan] = {}
         self.applied: dict[str, int] = {}
         self.applied_at: datetime | None = None
@@ -74,36 +75,17 @@ class WarmSeatBroker:
     # --- inputs ----------------------------------------------------------------------------------
 
     async def _calendar(self, now: datetime) -> None:
-        s = self.settings
-        if s.calendar_path:
-            try:
-                self.calendar_text = await asyncio.to_thread(Path(s.calendar_path).read_text)
-            except OSError as e:
-                raise CalendarError(f"cannot read the calendar {s.calendar_path}: {e.strerror}") from e
-        elif s.calendar_url and (
-            self.calendar_fetched is None or abs(now - self.calendar_fetched) > CALENDAR_REFRESH
-        ):
-            try:
-                async with httpx.AsyncClient(timeout=20) as http:
-                    response = await http.get(s.calendar_url)
-                    response.raise_for_status()
-                self.calendar_text = response.text
-                self.calendar_fetched = now
-            except httpx.HTTPError as e:
-                # Keep planning with the last good copy; say so once per attempt.
-                log.warning("cannot fetch the calendar %s: %s; using the last copy", s.calendar_url, e)
-        if self.calendar_text is None:
+        if self.calendar is None:
+            return
+        calendar = await self.calendar.calendar()
+        if calendar is None:
             self.events = ()
             return
-        parsed = parse_calendar(
-            self.calendar_text,
-            now - HISTORY,
-            now + HISTORY,
-            timedelta(minutes=s.default_lead_minutes),
-            ZoneInfo(s.calendar_timezone),
-        )
+        s = self.settings
+        read = sessions(calendar, now - HISTORY, now + HISTORY, ZoneInfo(s.calendar_timezone))
+        parsed = class_events(read, timedelta(minutes=s.default_lead_minutes))
         for problem in set(parsed.problems) - set(self.calendar_problems):
-            log.warning("calendar %s: %s", s.calendar_path or s.calendar_url, problem)
+            log.warning("calendar %s: %s", self.calendar.name, problem)
         self.events, self.calendar_problems = parsed.events, parsed.problems
 
     def _hub_of(self, pod: dict[str, Any]) -> str:
@@ -252,13 +234,15 @@ class WarmSeatBroker:
                 if e.end > now
             ][:20],
             "calendar_problems": list(self.calendar_problems),
+            "calendar_error": self.calendar.last_error if self.calendar else None,
             "consumed": [{"hub": h, "size": s, "seats": n} for (h, s), n in sorted(self.consumed.items())],
         }
 
-    def health(self) -> tuple[bool, str]:
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy once reconciled."""
         if self.last_reconcile is None:
-            return False, "not reconciled yet"
-        return True, "ok"
+            return False, {"message": "not reconciled yet", "last_reconcile": None}
+        return True, {"message": "ok", "last_reconcile": self.last_reconcile.isoformat()}
 
     # --- loop ------------------------------------------------------------------------------------
 
