@@ -9,15 +9,34 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from tornado.web import HTTPError
 from traitlets import Bool, Int, Tuple, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import first_groups
-from .exceptions import IdentityError
+from .exceptions import HubKitAuthError, IdentityError
 from .identity import MAX_ID, MIN_ID, HubKitIdentity, posix_group_name
 from .ledger import Admission, IdentityLedger, ledger_for
+
+PENDING_KEY = "hubkit_pending_identity"  # auth_model key until the login is admitted; never stored
+
+
+@dataclass(frozen=True)
+class PendingIdentity:
+    """What :meth:`IdentityAuthenticatorMixin.hubkit_identity` will write once the login is admitted.
+
+    Authenticators put one in the auth model instead of writing at ``authenticate`` time, so a login
+    that ``check_blocked_users``/``check_allowed`` refuses writes nothing to HubKit's tables.
+    """
+
+    key: str
+    username: str
+    numbers: tuple[int, int] | None = None
+    posix_groups: Mapping[str, int] = field(default_factory=dict)
+    allocated_groups: tuple[str, ...] = ()
 
 
 def check_hub_username(username: str, max_length: int = 128) -> None:
@@ -66,6 +85,12 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         return True
 
     async def run_post_auth_hook(self, handler: Any, auth_model: Any) -> Any:
+        # Reached only after check_blocked_users and check_allowed admitted the login.
+        try:
+            auth_model = await self.hubkit_admit(auth_model)
+        except HubKitAuthError as e:
+            self.log.warning("%s login of %r refused: %s", self.hubkit_provider, auth_model.get("name"), e)
+            raise HTTPError(403, str(e)) from e
         auth_model = await super().run_post_auth_hook(handler, auth_model)  # type: ignore[misc]
         if self.manage_groups:  # type: ignore[attr-defined]
             first_groups.remember(getattr(handler, "db", None), auth_model, self.log)
@@ -124,6 +149,39 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         groups = dict(posix_groups or {})
         groups.update({posix_group_name(owners[o]): gid for o, gid in admitted.gids.items()})
         return HubKitIdentity.create(key, numbers[0], numbers[1], groups)
+
+    def hubkit_pending(
+        self,
+        key: str,
+        username: str,
+        numbers: tuple[int, int] | None = None,
+        posix_groups: Mapping[str, int] | None = None,
+        allocated_groups: Iterable[str] = (),
+    ) -> PendingIdentity:
+        """A validated identity to write once the login is admitted (see :meth:`hubkit_admit`)."""
+        HubKitIdentity.create(key, MIN_ID, MIN_ID)
+        check_hub_username(username)
+        return PendingIdentity(
+            key, username, numbers, dict(posix_groups or {}), tuple(sorted(allocated_groups))
+        )
+
+    async def hubkit_admit(self, auth_model: dict[str, Any]) -> dict[str, Any]:
+        """Write the model's pending identity (one transaction) and add the contract block to auth_state.
+
+        Call only for an admitted login: the post-auth hook does, and ``refresh_user`` after its checks.
+        """
+        pending = auth_model.pop(PENDING_KEY, None)
+        if not isinstance(pending, PendingIdentity):
+            return auth_model
+        identity = await self.hubkit_identity(
+            pending.key,
+            pending.username,
+            pending.numbers,
+            pending.posix_groups,
+            allocated_groups=pending.allocated_groups,
+        )
+        auth_model["auth_state"] = self.hubkit_auth_state(identity, auth_model.get("auth_state") or {})
+        return auth_model
 
     def hubkit_auth_state(self, identity: HubKitIdentity, extra: Mapping[str, Any]) -> dict[str, Any]:
         """auth_state with the contract block under ``"hubkit"`` and provider data beside it."""
