@@ -33,7 +33,8 @@ def hubkit_rows(hub: Hub, needle: str) -> list[tuple[str, str]]:
     ``needle``, as ``(table, row)``: what a login wrote for that person."""
     found: list[tuple[str, str]] = []
     with sqlite3.connect(hub.options.workdir / "jupyterhub.sqlite") as db:
-        for table in HUBKIT_TABLES:
+        existing = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in (t for t in HUBKIT_TABLES if t in existing):  # created at the first admitted login
             for row in db.execute(f"SELECT * FROM {table}"):
                 if needle in repr(row):
                     found.append((table, repr(row)))

@@ -129,3 +129,32 @@ async def test_an_exhausted_rate_limit_is_a_clear_error(github_hub: Hub, github:
     assert "GitHub's API rate limit is used up" in html.unescape(r.text)
     await github_hub.api("GET", "/users/newbie", expect=404)
     assert "GitHub rate limit exhausted while checking newbie" in github_hub.log_path.read_text()
+
+
+async def test_auth_state_groups_key_admits_and_makes_admins_as_upstream(
+    github_hub_factory: Callable[[str], Hub], github: FakeGitHub
+) -> None:
+    """Issue 21 bug 4: upstream's documented teams-as-groups setup, with HubKit's org rules off."""
+    hub = github_hub_factory(
+        """
+c.GitHubOAuthenticator.allowed_organizations = set()
+c.HubKitGitHubAuthenticator.admin_organizations = []
+c.GitHubOAuthenticator.populate_teams_in_auth_state = True
+c.GitHubOAuthenticator.auth_state_groups_key = (
+    lambda state: [f"{t['organization']['login']}:{t['slug']}" for t in state["teams"]]
+)
+c.GitHubOAuthenticator.allowed_groups = {"hubkit-org:tas"}
+c.GitHubOAuthenticator.admin_groups = {"hubkit-org:gpu"}
+"""
+    )
+    async with hub.client() as c:
+        assert (await oauth_login(hub, github, "tina", c)).status_code == 302
+    tina = await hub.api("GET", "/users/tina")
+    assert tina["admin"] is False
+    assert "hubkit-org:tas" in tina["groups"]
+    assert "hubkit" in tina["auth_state"]  # HubKit's identity beside upstream's keys
+    async with hub.client() as c:
+        assert (await oauth_login(hub, github, "octo", c)).status_code == 302
+    assert (await hub.api("GET", "/users/octo"))["admin"] is True
+    async with hub.client() as c:
+        assert (await oauth_login(hub, github, "outsider", c)).status_code == 403

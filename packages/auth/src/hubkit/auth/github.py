@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from oauthenticator.github import GitHubOAuthenticator  # type: ignore[import-untyped]
+from oauthenticator.oauth2 import OAuthenticator  # type: ignore[import-untyped]
 from tornado.httputil import url_concat
 from tornado.web import HTTPError
 from traitlets import List, Unicode
@@ -142,16 +143,22 @@ class HubKitGitHubAuthenticator(IdentityAuthenticatorMixin, GitHubOAuthenticator
         return auth_model
 
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
+        """HubKit's ``github:<org>[:<team>]`` groups, plus upstream's from ``auth_state_groups_key``."""
         found = Memberships.from_json(auth_state.get("github_memberships") or {})
-        return {f"github:{o}" for o in found.orgs} | {f"github:{t}" for t in found.teams}
+        groups = {f"github:{o}" for o in found.orgs} | {f"github:{t}" for t in found.teams}
+        if self.auth_state_groups_key:
+            groups |= set(await super().get_user_groups(auth_state))
+        return groups
 
     async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:
         if auth_model is None:
             return True
-        if username in self.allowed_users or auth_model.get("admin"):
+        # Upstream's rules first (allowed_users, admins, allowed_groups, allowed_scopes, allow_all); the
+        # organization rules below replace GitHubOAuthenticator's, which cannot see child teams.
+        if await OAuthenticator.check_allowed(self, username, auth_model):
             return True
         if not self.allowed_organizations:
-            return bool(await super().check_allowed(username, auth_model))
+            return False
         found = Memberships.from_json(auth_model["auth_state"].get("github_memberships") or {})
         if any(matches(found, entry) for entry in self.allowed_organizations):
             return True
