@@ -134,6 +134,7 @@ c.Authenticator.enable_auth_state = True
 c.HubKitLTI13Authenticator.platforms = {platforms!r}
 c.HubKitLTI13Authenticator.allowed_git_hosts = ["github.com"]
 c.HubKitLTI13Authenticator.id_range = (3001000, 3001999)
+c.HubKitLTI13Authenticator.username_key = "sub"  # upstream's default is "email"
 """
     hub = start_hub(tmp_path_factory, config)
     lms.config.hub_url = broken_lms.config.hub_url = hub.url

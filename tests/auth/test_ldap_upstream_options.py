@@ -142,7 +142,9 @@ async def test_valid_username_regex_is_applied(
     assert "'dave' does not match valid_username_regex" in hub.log_path.read_text()
 
 
-async def test_a_user_outside_the_allowed_groups_writes_nothing(ldap_hub: Hub, ldap_server: SlapdServer) -> None:
+async def test_a_user_outside_the_allowed_groups_writes_nothing(
+    ldap_hub: Hub, ldap_server: SlapdServer
+) -> None:
     r = await login(ldap_hub, "dave", password_of(ldap_server, "dave"))
     assert r.status_code == 403
     assert hubkit_rows(ldap_hub, "dave") == []

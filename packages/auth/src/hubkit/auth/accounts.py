@@ -37,6 +37,7 @@ class PendingIdentity:
     numbers: tuple[int, int] | None = None
     posix_groups: Mapping[str, int] = field(default_factory=dict)
     allocated_groups: tuple[str, ...] = ()
+    nonce: tuple[str, str, float] | None = None  # recorded in the same transaction (LTI launches)
 
 
 def check_hub_username(username: str, max_length: int = 128) -> None:
@@ -89,8 +90,7 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         try:
             auth_model = await self.hubkit_admit(auth_model)
         except HubKitAuthError as e:
-            self.log.warning("%s login of %r refused: %s", self.hubkit_provider, auth_model.get("name"), e)
-            raise HTTPError(403, str(e)) from e
+            raise self.hubkit_refusal(handler, e, auth_model) from e
         auth_model = await super().run_post_auth_hook(handler, auth_model)  # type: ignore[misc]
         if self.manage_groups:  # type: ignore[attr-defined]
             first_groups.remember(getattr(handler, "db", None), auth_model, self.log)
@@ -150,6 +150,11 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         groups.update({posix_group_name(owners[o]): gid for o, gid in admitted.gids.items()})
         return HubKitIdentity.create(key, numbers[0], numbers[1], groups)
 
+    def hubkit_refusal(self, handler: Any, error: HubKitAuthError, auth_model: dict[str, Any]) -> HTTPError:
+        """The HTTP error for a login refused while its identity was written (a taken name: 403)."""
+        self.log.warning("%s login of %r refused: %s", self.hubkit_provider, auth_model.get("name"), error)
+        return HTTPError(403, str(error))
+
     def hubkit_pending(
         self,
         key: str,
@@ -157,13 +162,13 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         numbers: tuple[int, int] | None = None,
         posix_groups: Mapping[str, int] | None = None,
         allocated_groups: Iterable[str] = (),
+        nonce: tuple[str, str, float] | None = None,
     ) -> PendingIdentity:
         """A validated identity to write once the login is admitted (see :meth:`hubkit_admit`)."""
         HubKitIdentity.create(key, MIN_ID, MIN_ID)
         check_hub_username(username)
-        return PendingIdentity(
-            key, username, numbers, dict(posix_groups or {}), tuple(sorted(allocated_groups))
-        )
+        groups = tuple(sorted(allocated_groups))
+        return PendingIdentity(key, username, numbers, dict(posix_groups or {}), groups, nonce)
 
     async def hubkit_admit(self, auth_model: dict[str, Any]) -> dict[str, Any]:
         """Write the model's pending identity (one transaction) and add the contract block to auth_state.
@@ -178,6 +183,7 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
             pending.username,
             pending.numbers,
             pending.posix_groups,
+            nonce=pending.nonce,
             allocated_groups=pending.allocated_groups,
         )
         auth_model["auth_state"] = self.hubkit_auth_state(identity, auth_model.get("auth_state") or {})
