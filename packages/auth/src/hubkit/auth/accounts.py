@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from tornado.web import HTTPError
 from traitlets import Bool, Int, Tuple, Unicode, default
@@ -54,6 +54,9 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
     """Traits and helpers shared by every HubKit authenticator; mix in before the upstream class."""
 
     hubkit_provider = "hubkit"  # the ``<provider>`` part of keys; subclasses set it
+    # Upstream options HubKit cannot honour: name -> (the only accepted value, what to do instead).
+    # Any other value stops the hub at start-up (docs/auth.md, "Differences from upstream").
+    hubkit_refused: ClassVar[dict[str, tuple[Any, str]]] = {}
     hubkit_username_prefix = ""  # set by HubKitMultiAuthenticator when composed
 
     hubkit_db_url = Unicode(
@@ -80,6 +83,15 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         that username to a different key (e.g. the same LMS user id at two consumers). Turning this off
         lets two identities share one hub account.""",
     )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name, (accepted, instead) in self.hubkit_refused.items():
+            value = getattr(self, name)
+            if value != accepted:
+                raise ValueError(
+                    f"{type(self).__name__}.{name} = {value!r} is not supported by HubKit: {instead}"
+                )
 
     @default("manage_groups")
     def _default_manage_groups(self) -> bool:

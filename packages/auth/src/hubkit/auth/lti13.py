@@ -76,6 +76,13 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
 
     hubkit_provider = "lti"
     login_service = "LTI 1.3"
+    hubkit_refused = {
+        "jwks_algorithms": (
+            ["RS256"],
+            "id_tokens are verified with RS256 only, the algorithm the LTI 1.3 security framework "
+            "requires; remove the setting and register the tool with RS256 at the LMS.",
+        )
+    }
 
     platforms = Dict(
         config=True,
