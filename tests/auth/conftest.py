@@ -7,6 +7,7 @@ starting JupyterHub costs seconds on the shared 2-core machine.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,22 @@ from hubkit_testing.processes import free_port
 CRYPT_ENV = {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
 LTI11_CONSUMERS = {"hubkit-test": "hubkit-test-secret", "second-lms": "second-lms-secret"}
 LTI11_ID_RANGE = (3_000_000, 3_000_999)
+
+
+HUBKIT_TABLES = ("hubkit_posix_ids", "hubkit_usernames")
+
+
+def hubkit_rows(hub: Hub, needle: str) -> list[tuple[str, str]]:
+    """Rows of HubKit's identity tables (in the hub's database) whose owner/username/key contains
+    ``needle``, as ``(table, row)``: what a login wrote for that person."""
+    found: list[tuple[str, str]] = []
+    with sqlite3.connect(hub.options.workdir / "jupyterhub.sqlite") as db:
+        existing = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in (t for t in HUBKIT_TABLES if t in existing):  # created at the first admitted login
+            for row in db.execute(f"SELECT * FROM {table}"):
+                if needle in repr(row):
+                    found.append((table, repr(row)))
+    return found
 
 
 def lti11_config(extra: str = "") -> str:
@@ -117,6 +134,7 @@ c.Authenticator.enable_auth_state = True
 c.HubKitLTI13Authenticator.platforms = {platforms!r}
 c.HubKitLTI13Authenticator.allowed_git_hosts = ["github.com"]
 c.HubKitLTI13Authenticator.id_range = (3001000, 3001999)
+c.HubKitLTI13Authenticator.username_key = "sub"  # upstream's default is "email"
 """
     hub = start_hub(tmp_path_factory, config)
     lms.config.hub_url = broken_lms.config.hub_url = hub.url

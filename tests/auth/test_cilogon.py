@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from conftest import hubkit_rows
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hubkit.auth import home_name
@@ -76,6 +77,9 @@ async def test_per_idp_username_derivation_and_domains(cilogon_hub: Hub, oidc: F
     r = await sign_in(cilogon_hub, oidc, eve)
     assert r.status_code == 403
     await cilogon_hub.api("GET", "/users/gh:eve@elsewhere.net", expect=404)
+    # Issue 21 bug 3: the refusal wrote a username binding and a uid before; it must write nothing.
+    assert hubkit_rows(cilogon_hub, eve.sub) == []
+    assert hubkit_rows(cilogon_hub, "eve@elsewhere.net") == []
 
 
 @pytest.mark.parametrize(

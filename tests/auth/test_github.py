@@ -8,6 +8,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
+from conftest import hubkit_rows
 
 from hubkit.auth import home_name
 from hubkit_testing.fake_github import FakeGitHub
@@ -65,9 +66,12 @@ async def test_a_user_outside_the_org_is_refused(github_hub: Hub, github: FakeGi
     assert r.status_code == 403
     await github_hub.api("GET", "/users/outsider", expect=404)
     assert "GitHub user outsider is in none of" in github_hub.log_path.read_text()
+    # Issue 21 bug 3: a refused login wrote a username binding and a uid; it must write nothing.
+    assert hubkit_rows(github_hub, "583233") == []
+    assert hubkit_rows(github_hub, "outsider") == []
 
 
-async def test_private_membership_without_read_org_is_explained(
+async def test_without_read_org_an_invisible_membership_is_a_plain_refusal(
     github_hub_factory: Callable[[str], Hub], github: FakeGitHub, github_hub: Hub
 ) -> None:
     github.orgs["hubkit-org"].teams["staff"].members.add("priv")
@@ -79,9 +83,16 @@ async def test_private_membership_without_read_org_is_explained(
         async with hub.client() as c:
             r = await oauth_login(hub, github, "priv", c)
         assert r.status_code == 403
-        assert "did not ask GitHub for the read:org permission" in html.unescape(r.text)
+        # Issue 21: without read:org a private member cannot be told from a non-member, so neither is
+        # told "your membership is private"; the admin's log says how to admit private members.
+        assert "read:org" not in html.unescape(r.text)
+        async with hub.client() as c:
+            outsider = await oauth_login(hub, github, "outsider", c)
+        assert outsider.status_code == 403
+        assert "read:org" not in html.unescape(outsider.text)
         await hub.api("GET", "/users/priv", expect=404)
-        assert "lacks the read:org scope" in hub.log_path.read_text()
+        await hub.api("GET", "/users/outsider", expect=404)
+        assert "lacks the read:org scope, so private memberships are invisible" in hub.log_path.read_text()
         # The same private member gets in on the hub that asks for read:org.
         async with github_hub.client() as c:
             assert (await oauth_login(github_hub, github, "priv", c)).status_code == 302
@@ -118,3 +129,32 @@ async def test_an_exhausted_rate_limit_is_a_clear_error(github_hub: Hub, github:
     assert "GitHub's API rate limit is used up" in html.unescape(r.text)
     await github_hub.api("GET", "/users/newbie", expect=404)
     assert "GitHub rate limit exhausted while checking newbie" in github_hub.log_path.read_text()
+
+
+async def test_auth_state_groups_key_admits_and_makes_admins_as_upstream(
+    github_hub_factory: Callable[[str], Hub], github: FakeGitHub
+) -> None:
+    """Issue 21 bug 4: upstream's documented teams-as-groups setup, with HubKit's org rules off."""
+    hub = github_hub_factory(
+        """
+c.GitHubOAuthenticator.allowed_organizations = set()
+c.HubKitGitHubAuthenticator.admin_organizations = []
+c.GitHubOAuthenticator.populate_teams_in_auth_state = True
+c.GitHubOAuthenticator.auth_state_groups_key = (
+    lambda state: [f"{t['organization']['login']}:{t['slug']}" for t in state["teams"]]
+)
+c.GitHubOAuthenticator.allowed_groups = {"hubkit-org:tas"}
+c.GitHubOAuthenticator.admin_groups = {"hubkit-org:gpu"}
+"""
+    )
+    async with hub.client() as c:
+        assert (await oauth_login(hub, github, "tina", c)).status_code == 302
+    tina = await hub.api("GET", "/users/tina")
+    assert tina["admin"] is False
+    assert "hubkit-org:tas" in tina["groups"]
+    assert "hubkit" in tina["auth_state"]  # HubKit's identity beside upstream's keys
+    async with hub.client() as c:
+        assert (await oauth_login(hub, github, "octo", c)).status_code == 302
+    assert (await hub.api("GET", "/users/octo"))["admin"] is True
+    async with hub.client() as c:
+        assert (await oauth_login(hub, github, "outsider", c)).status_code == 403

@@ -401,7 +401,7 @@ c.HubKitMultiAuthenticator.authenticators = [
     {{"authenticator_class": "hubkit-lti11", "url_prefix": "", "username_prefix": "lti:",
       "label": "Sample course (LTI 1.1)", "config": {{"consumers": {consumers!r}}}}},
     {{"authenticator_class": "hubkit-lti13", "url_prefix": "", "username_prefix": "lti13:",
-      "label": "Sample course (LTI 1.3)", "config": {{"platforms": {platform!r}}}}},
+      "label": "Sample course (LTI 1.3)", "config": {{"platforms": {platform!r}, "username_key": "sub"}}}},
     {{"authenticator_class": "dummy", "url_prefix": "local", "username_prefix": "", "label": "Local admin",
       "config": {{"password": "hubkit", "allowed_users": {{"admin"}}, "allow_all": False}}}},
 ]

@@ -9,15 +9,35 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from tornado.web import HTTPError
 from traitlets import Bool, Int, Tuple, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import first_groups
-from .exceptions import IdentityError
+from .exceptions import HubKitAuthError, IdentityError
 from .identity import MAX_ID, MIN_ID, HubKitIdentity, posix_group_name
 from .ledger import Admission, IdentityLedger, ledger_for
+
+PENDING_KEY = "hubkit_pending_identity"  # auth_model key until the login is admitted; never stored
+
+
+@dataclass(frozen=True)
+class PendingIdentity:
+    """What :meth:`IdentityAuthenticatorMixin.hubkit_identity` will write once the login is admitted.
+
+    Authenticators put one in the auth model instead of writing at ``authenticate`` time, so a login
+    that ``check_blocked_users``/``check_allowed`` refuses writes nothing to HubKit's tables.
+    """
+
+    key: str
+    username: str
+    numbers: tuple[int, int] | None = None
+    posix_groups: Mapping[str, int] = field(default_factory=dict)
+    allocated_groups: tuple[str, ...] = ()
+    nonce: tuple[str, str, float] | None = None  # recorded in the same transaction (LTI launches)
 
 
 def check_hub_username(username: str, max_length: int = 128) -> None:
@@ -34,6 +54,9 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
     """Traits and helpers shared by every HubKit authenticator; mix in before the upstream class."""
 
     hubkit_provider = "hubkit"  # the ``<provider>`` part of keys; subclasses set it
+    # Upstream options HubKit cannot honour: name -> (the only accepted value, what to do instead).
+    # Any other value stops the hub at start-up (docs/auth.md, "Differences from upstream").
+    hubkit_refused: ClassVar[dict[str, tuple[Any, str]]] = {}
     hubkit_username_prefix = ""  # set by HubKitMultiAuthenticator when composed
 
     hubkit_db_url = Unicode(
@@ -61,11 +84,25 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         lets two identities share one hub account.""",
     )
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name, (accepted, instead) in self.hubkit_refused.items():
+            value = getattr(self, name)
+            if value != accepted:
+                raise ValueError(
+                    f"{type(self).__name__}.{name} = {value!r} is not supported by HubKit: {instead}"
+                )
+
     @default("manage_groups")
     def _default_manage_groups(self) -> bool:
         return True
 
     async def run_post_auth_hook(self, handler: Any, auth_model: Any) -> Any:
+        # Reached only after check_blocked_users and check_allowed admitted the login.
+        try:
+            auth_model = await self.hubkit_admit(auth_model)
+        except HubKitAuthError as e:
+            raise self.hubkit_refusal(handler, e, auth_model) from e
         auth_model = await super().run_post_auth_hook(handler, auth_model)  # type: ignore[misc]
         if self.manage_groups:  # type: ignore[attr-defined]
             first_groups.remember(getattr(handler, "db", None), auth_model, self.log)
@@ -124,6 +161,45 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
         groups = dict(posix_groups or {})
         groups.update({posix_group_name(owners[o]): gid for o, gid in admitted.gids.items()})
         return HubKitIdentity.create(key, numbers[0], numbers[1], groups)
+
+    def hubkit_refusal(self, handler: Any, error: HubKitAuthError, auth_model: dict[str, Any]) -> HTTPError:
+        """The HTTP error for a login refused while its identity was written (a taken name: 403)."""
+        self.log.warning("%s login of %r refused: %s", self.hubkit_provider, auth_model.get("name"), error)
+        return HTTPError(403, str(error))
+
+    def hubkit_pending(
+        self,
+        key: str,
+        username: str,
+        numbers: tuple[int, int] | None = None,
+        posix_groups: Mapping[str, int] | None = None,
+        allocated_groups: Iterable[str] = (),
+        nonce: tuple[str, str, float] | None = None,
+    ) -> PendingIdentity:
+        """A validated identity to write once the login is admitted (see :meth:`hubkit_admit`)."""
+        HubKitIdentity.create(key, MIN_ID, MIN_ID)
+        check_hub_username(username)
+        groups = tuple(sorted(allocated_groups))
+        return PendingIdentity(key, username, numbers, dict(posix_groups or {}), groups, nonce)
+
+    async def hubkit_admit(self, auth_model: dict[str, Any]) -> dict[str, Any]:
+        """Write the model's pending identity (one transaction) and add the contract block to auth_state.
+
+        Call only for an admitted login: the post-auth hook does, and ``refresh_user`` after its checks.
+        """
+        pending = auth_model.pop(PENDING_KEY, None)
+        if not isinstance(pending, PendingIdentity):
+            return auth_model
+        identity = await self.hubkit_identity(
+            pending.key,
+            pending.username,
+            pending.numbers,
+            pending.posix_groups,
+            nonce=pending.nonce,
+            allocated_groups=pending.allocated_groups,
+        )
+        auth_model["auth_state"] = self.hubkit_auth_state(identity, auth_model.get("auth_state") or {})
+        return auth_model
 
     def hubkit_auth_state(self, identity: HubKitIdentity, extra: Mapping[str, Any]) -> dict[str, Any]:
         """auth_state with the contract block under ``"hubkit"`` and provider data beside it."""

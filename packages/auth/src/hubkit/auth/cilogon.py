@@ -10,7 +10,7 @@ from oauthenticator.cilogon import CILogonOAuthenticator  # type: ignore[import-
 from tornado.web import HTTPError
 from traitlets import Unicode, default
 
-from .accounts import IdentityAuthenticatorMixin
+from .accounts import PENDING_KEY, IdentityAuthenticatorMixin
 from .exceptions import HubKitAuthError, LaunchRejected
 from .jwks import JWKSCache
 
@@ -95,7 +95,7 @@ class HubKitCILogonAuthenticator(IdentityAuthenticatorMixin, CILogonOAuthenticat
             if claims["sub"] != user_info.get("sub"):
                 raise LaunchRejected("Your sign-in could not be verified (subject mismatch); try again.", 403)
             groups = await self.get_user_groups(state)
-            identity = await self.hubkit_identity(
+            auth_model[PENDING_KEY] = self.hubkit_pending(
                 f"cilogon:{claims['sub']}", auth_model["name"], allocated_groups=groups
             )
         except LaunchRejected as e:
@@ -107,12 +107,19 @@ class HubKitCILogonAuthenticator(IdentityAuthenticatorMixin, CILogonOAuthenticat
             self.log.warning(
                 "CILogon login of %r refused: %s (idp=%s)", auth_model["name"], e, user_info.get("idp")
             )
-            raise HTTPError(400, str(e)) from e
-        auth_model["auth_state"] = self.hubkit_auth_state(identity, state)
+            raise HTTPError(400, str(e)) from e  # a name HubKit cannot use (docs/auth.md: 400)
         return auth_model
 
+    async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
+        model = await super().refresh_user(user, handler, **kwargs)
+        return await self.hubkit_admit(model) if isinstance(model, dict) else model
+
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
+        """``cilogon:<value>`` of ``groups_claim``, plus upstream's groups from ``auth_state_groups_key``."""
         values = (auth_state.get(self.user_auth_state_key) or {}).get(self.groups_claim) or []
         if isinstance(values, str):
             values = values.split(",")
-        return {f"cilogon:{str(v).strip()}" for v in values if str(v).strip()}
+        groups = {f"cilogon:{str(v).strip()}" for v in values if str(v).strip()}
+        if self.auth_state_groups_key:
+            groups |= set(await super().get_user_groups(auth_state))
+        return groups

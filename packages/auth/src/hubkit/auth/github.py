@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from oauthenticator.github import GitHubOAuthenticator  # type: ignore[import-untyped]
+from oauthenticator.oauth2 import OAuthenticator  # type: ignore[import-untyped]
 from tornado.httputil import url_concat
 from tornado.web import HTTPError
 from traitlets import List, Unicode
 
-from .accounts import IdentityAuthenticatorMixin
+from .accounts import PENDING_KEY, IdentityAuthenticatorMixin
+from .exceptions import HubKitAuthError
 from .github_memberships import Memberships, matches, parse_link_next
 from .identity import MAX_ID, MIN_ID, posix_group_name
 
@@ -130,46 +132,54 @@ class HubKitGitHubAuthenticator(IdentityAuthenticatorMixin, GitHubOAuthenticator
         }
         uid = int(user["id"])
         numbers = (uid, uid) if MIN_ID <= uid < MAX_ID else None
-        identity = await self.hubkit_identity(f"github:{uid}", auth_model["name"], numbers, posix)
-        auth_model["auth_state"] = self.hubkit_auth_state(identity, state)
+        try:
+            auth_model[PENDING_KEY] = self.hubkit_pending(f"github:{uid}", auth_model["name"], numbers, posix)
+        except HubKitAuthError as e:
+            self.log.warning("GitHub login of %r refused: %s", user["login"], e)
+            raise HTTPError(403, str(e)) from e
         auth_model["groups"] = sorted(
             [f"github:{o}" for o in found.orgs] + [f"github:{t}" for t in found.teams]
         )
         return auth_model
 
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
+        """HubKit's ``github:<org>[:<team>]`` groups, plus upstream's from ``auth_state_groups_key``."""
         found = Memberships.from_json(auth_state.get("github_memberships") or {})
-        return {f"github:{o}" for o in found.orgs} | {f"github:{t}" for t in found.teams}
+        groups = {f"github:{o}" for o in found.orgs} | {f"github:{t}" for t in found.teams}
+        if self.auth_state_groups_key:
+            groups |= set(await super().get_user_groups(auth_state))
+        return groups
 
     async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:
         if auth_model is None:
             return True
-        if username in self.allowed_users or auth_model.get("admin"):
+        # Upstream's rules first (allowed_users, admins, allowed_groups, allowed_scopes, allow_all); the
+        # organization rules below replace GitHubOAuthenticator's, which cannot see child teams.
+        if await OAuthenticator.check_allowed(self, username, auth_model):
             return True
         if not self.allowed_organizations:
-            return bool(await super().check_allowed(username, auth_model))
+            return False
         found = Memberships.from_json(auth_model["auth_state"].get("github_memberships") or {})
         if any(matches(found, entry) for entry in self.allowed_organizations):
             return True
         if not found.read_org:
+            # Not a refusal message for the user: a non-member must simply not be admitted.
             self.log.warning(
-                "GitHub user %s: no public membership in %s and the hub lacks the read:org scope.",
+                "GitHub user %s: no public membership in %s and the hub lacks the read:org scope, so "
+                "private memberships are invisible; add read:org to the scope to admit them.",
                 username,
                 sorted(self.allowed_organizations),
             )
-            raise HTTPError(
-                403,
-                "This hub could not see your organization membership: it is private and the hub did not ask "
-                "GitHub for the read:org permission. Make your membership public or ask the hub's admins to "
-                "add the read:org scope.",
-            )
+            return False
         self.log.warning("GitHub user %s is in none of %s.", username, sorted(self.allowed_organizations))
         return False
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
         model = await super().refresh_user(user, handler, **kwargs)
-        if not isinstance(model, dict) or self.allow_all:
+        if not isinstance(model, dict):
             return model
+        if self.allow_all:
+            return await self.hubkit_admit(model)
         try:
             allowed = await self.check_allowed(user.name, model)
         except HTTPError:
@@ -177,4 +187,4 @@ class HubKitGitHubAuthenticator(IdentityAuthenticatorMixin, GitHubOAuthenticator
         if not allowed:
             self.log.warning("GitHub user %s lost access at refresh; logging them out.", user.name)
             return False
-        return model
+        return await self.hubkit_admit(model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import unicodedata
 from typing import Any
 
@@ -10,9 +11,17 @@ from ldapauthenticator import LDAPAuthenticator  # type: ignore[import-untyped]
 from tornado.web import HTTPError
 from traitlets import Bool, Float, List, Unicode, default
 
-from .accounts import IdentityAuthenticatorMixin
+from .accounts import PENDING_KEY, IdentityAuthenticatorMixin
+from .exceptions import HubKitAuthError
 from .identity import MIN_ID, posix_group_name
-from .ldap_directory import Directory, DirectorySettings, DirectoryUnavailable, DirectoryUser
+from .ldap_directory import (
+    DEFAULT_GROUP_FILTER,
+    Directory,
+    DirectorySettings,
+    DirectoryUnavailable,
+    DirectoryUntrusted,
+    DirectoryUser,
+)
 
 
 class HubKitLDAPAuthenticator(IdentityAuthenticatorMixin, LDAPAuthenticator):  # type: ignore[misc]
@@ -75,9 +84,19 @@ class HubKitLDAPAuthenticator(IdentityAuthenticatorMixin, LDAPAuthenticator):  #
             user_search_base=self.user_search_base,
             user_attribute=self.user_attribute,
             group_search_base=self.group_search_base or self.user_search_base,
-            bind_dn_templates=() if self.lookup_dn else tuple(t for t in templates if t),
+            bind_dn_templates=tuple(t for t in templates if t),
             key_attribute=self.key_attribute,
             in_chain=self.use_in_chain_rule,
+            tls_kwargs=dict(self.tls_kwargs),
+            lookup=bool(self.lookup_dn),
+            lookup_filter=self.lookup_dn_search_filter or "({login_attr}={login})",
+            user_dn_attribute=self.lookup_dn_user_dn_attribute or "",
+            search_filter=self.search_filter or "",
+            search_attributes=tuple(self.attributes),
+            state_attributes=tuple(self.auth_state_attributes),
+            allowed_groups=tuple(self.allowed_groups or ()),
+            group_filter=self.group_search_filter,
+            group_attributes=tuple(self.group_attributes),
         )
 
     @property
@@ -97,8 +116,24 @@ class HubKitLDAPAuthenticator(IdentityAuthenticatorMixin, LDAPAuthenticator):  #
         if not self._plausible(login):
             self.log.warning("LDAP login refused: implausible username %r", login[:80])
             return None
+        if not re.match(self.valid_username_regex, login):
+            self.log.warning(
+                "LDAP login refused: %r does not match valid_username_regex %r",
+                login[:80],
+                self.valid_username_regex,
+            )
+            return None
         try:
             user = await asyncio.to_thread(self.directory.authenticate, login, password)
+        except DirectoryUntrusted as e:
+            self.log.error(
+                "LDAP login of %r refused: %s (servers %s)", login, e, ", ".join(self._settings().urls)
+            )
+            raise HTTPError(
+                503,
+                "The login directory's TLS certificate could not be verified, so no password was sent; "
+                "ask the hub's admins to check tls_kwargs and the directory's certificate.",
+            ) from e
         except DirectoryUnavailable as e:
             self.log.error(
                 "LDAP login of %r failed: %s (servers %s)", login, e, ", ".join(self._settings().urls)
@@ -109,35 +144,47 @@ class HubKitLDAPAuthenticator(IdentityAuthenticatorMixin, LDAPAuthenticator):  #
         if user is None:
             self.log.warning("LDAP login refused for %r: wrong password or no such user.", login)
             return None
-        return await self._model(user)
+        name = user.resolved if self.use_lookup_dn_username else login
+        try:
+            return self._model(user, name)
+        except HubKitAuthError as e:
+            self.log.warning("LDAP login refused for %r: %s", login, e)
+            raise HTTPError(403, str(e)) from e
 
-    async def _model(self, user: DirectoryUser) -> dict[str, Any]:
+    def _model(self, user: DirectoryUser, name: str) -> dict[str, Any]:
+        """The auth model: upstream's auth_state keys, HubKit's ``ldap`` block beside them, and the
+        identity to write once the login is admitted."""
         names = {dn.lower() for dn in user.groups} | {cn.lower() for cn in user.groups.values()}
         names |= {cn.lower() for cn in user.posix_groups}
         numbers = None
         if user.uid_number and user.uid_number >= MIN_ID and user.gid_number and user.gid_number >= MIN_ID:
             numbers = (user.uid_number, user.gid_number)
         posix = {posix_group_name(cn): gid for cn, gid in user.posix_groups.items() if gid >= MIN_ID}
-        username = self.normalize_username(user.login)
-        identity = await self.hubkit_identity(f"ldap:{user.key_value}", username, numbers, posix)
+        username = self.normalize_username(name)
         group_names = sorted({*user.groups.values(), *user.posix_groups})
         return {
-            "name": user.login,
+            "name": name,
             "admin": bool(names & {g.lower() for g in self.admin_groups}) or None,
             "groups": [f"ldap:{g}" for g in group_names],
-            "auth_state": self.hubkit_auth_state(
-                identity, {"ldap": {"dn": user.dn, "groups": group_names, "group_dns": sorted(user.groups)}}
-            ),
+            "auth_state": {
+                "ldap_groups": user.ldap_groups,
+                "user_attributes": user.attributes,
+                "ldap": {"dn": user.dn, "groups": group_names, "group_dns": sorted(user.groups)},
+            },
+            PENDING_KEY: self.hubkit_pending(f"ldap:{user.key_value}", username, numbers, posix),
         }
 
     def check_allowed(self, username: str, auth_model: dict[str, Any] | None = None) -> bool:
         if username in self.allowed_users:
             return True
-        wanted = {g.lower() for g in self.allowed_groups}
+        wanted = {g.lower() for g in self.allowed_groups or ()}
         state = (auth_model or {}).get("auth_state") or {}
-        ldap_state = state.get("ldap", {})
-        have = {g.lower() for g in ldap_state.get("groups", [])}
-        have |= {g.lower() for g in ldap_state.get("group_dns", [])}
+        have = {g.lower() for g in state.get("ldap_groups", [])}  # upstream: group_search_filter decides
+        if self.group_search_filter == DEFAULT_GROUP_FILTER:
+            # With upstream's default filter, members of nested groups and posixGroup members count too.
+            ldap_state = state.get("ldap", {})
+            have |= {g.lower() for g in ldap_state.get("groups", [])}
+            have |= {g.lower() for g in ldap_state.get("group_dns", [])}
         allowed = bool(wanted & have) or bool(auth_model and auth_model.get("admin"))
         if not allowed:
             self.log.warning("LDAP user %r is in none of the allowed groups %s.", username, sorted(wanted))
@@ -153,11 +200,11 @@ class HubKitLDAPAuthenticator(IdentityAuthenticatorMixin, LDAPAuthenticator):  #
         if found is None:
             self.log.warning("LDAP user %r no longer exists; logging them out.", user.name)
             return False
-        model = await self._model(found)
+        model = self._model(found, login)
         model["name"] = user.name
         if not (self.allow_all or self.check_allowed(user.name, model)):
             self.log.warning("LDAP user %r lost access at refresh; logging them out.", user.name)
             return False
         if model["admin"] is None:
             model["admin"] = user.name in self.admin_users
-        return model
+        return await self.hubkit_admit(model)

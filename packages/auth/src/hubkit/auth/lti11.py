@@ -10,7 +10,7 @@ from ltiauthenticator.lti11.handlers import LTI11ConfigHandler  # type: ignore[i
 from tornado.web import HTTPError
 from traitlets import Bool, Int, List, Unicode, default
 
-from .accounts import IdentityAuthenticatorMixin
+from .accounts import PENDING_KEY, IdentityAuthenticatorMixin
 from .exceptions import HubKitAuthError, LaunchRejected, NonceReused
 from .lti11_signature import SignedLaunch, check_launch
 from .lti_handlers import TARGET_ATTR, HubKitLTI11LaunchHandler
@@ -65,6 +65,12 @@ class LTIOptionsMixin(IdentityAuthenticatorMixin):
 
     login_service: str
 
+    def hubkit_refusal(self, handler: Any, error: HubKitAuthError, auth_model: dict[str, Any]) -> HTTPError:
+        """A replayed nonce (401) or a taken name (403), found when the admitted launch is written."""
+        state = auth_model.get("auth_state") or {}
+        where = state.get("lti_consumer") or state.get("lti_issuer") or "?"
+        return self.reject(handler, error, f"from={str(where)[:100]!r}, user={auth_model.get('name')!r}")
+
     def reject(self, handler: Any, error: HubKitAuthError, context: str) -> HTTPError:
         """Log the rejection with its context; the HTTPError carries only the plain sentence.
 
@@ -101,10 +107,6 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
         restart or on another replica.""",
     )
 
-    @default("username_key")
-    def _default_username_key(self) -> str:
-        return "user_id"
-
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         return [("/lti/launch", HubKitLTI11LaunchHandler), ("/lti11/config", LTI11ConfigHandler)]
 
@@ -140,6 +142,7 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
     async def _auth_model(self, handler: Any, consumer: str, params: dict[str, str]) -> dict[str, Any]:
         limits = self.launch_limits()
         user_id = check_user_id(params["user_id"])
+        # Upstream's rule: username_key (default custom_canvas_user_id), else user_id.
         raw_name = params.get(self.username_key or "user_id") or user_id
         username = self.normalize_username(check_username(raw_name, limits))
         custom = {k.removeprefix("custom_"): v for k, v in params.items() if k.startswith("custom_")}
@@ -147,7 +150,7 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
         roles = params.get("roles", "").split(",")
         groups = course_groups(params.get("context_id"), roles)
         nonce = (f"lti11:{consumer}", params["oauth_nonce"][:255], 2.0 * float(self.timestamp_window) + 60)
-        identity = await self.hubkit_identity(
+        pending = self.hubkit_pending(
             f"lti:{consumer}:{user_id}", username, nonce=nonce, allocated_groups=groups
         )
         setattr(handler, TARGET_ATTR, target)
@@ -155,5 +158,7 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
         return {
             "name": username,
             "groups": groups,
-            "auth_state": self.hubkit_auth_state(identity, {"lti11": lti, "lti_consumer": consumer}),
+            # Upstream's auth_state (the launch parameters but oauth_*), HubKit's keys beside them.
+            "auth_state": {**lti, "lti11": lti, "lti_consumer": consumer},
+            PENDING_KEY: pending,  # written (nonce, binding, ids) once check_allowed admits the launch
         }

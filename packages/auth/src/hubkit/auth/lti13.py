@@ -12,8 +12,9 @@ from ltiauthenticator.lti13.auth import LTI13Authenticator  # type: ignore[impor
 from ltiauthenticator.lti13.handlers import LTI13ConfigHandler  # type: ignore[import-untyped]
 from tornado.web import HTTPError, decode_signed_value
 from traitlets import Bool as TBool
-from traitlets import Dict, Int, List, Unicode, default
+from traitlets import Dict, Int, List, Unicode
 
+from .accounts import PENDING_KEY
 from .exceptions import HubKitAuthError, LaunchRejected
 from .jwks import JWKSCache
 from .lti11 import LTIOptionsMixin
@@ -29,6 +30,7 @@ from .lti_handlers import TARGET_ATTR, IframeCookieMixin, landing_url
 from .lti_launch import check_user_id, check_username, course_groups, launch_target, target_request
 
 STATE_NAME = "hubkit-lti13-state"
+VERIFIED_ATTR = "_hubkit_lti13_verified"  # the claims the callback handler verified on this request
 
 
 class HubKitLTI13LoginHandler(IframeCookieMixin, BaseHandler):  # type: ignore[misc]
@@ -58,11 +60,11 @@ class HubKitLTI13CallbackHandler(IframeCookieMixin, BaseHandler):  # type: ignor
         return None  # a cross-site form POST by design; verified through state and nonce
 
     async def post(self) -> None:
-        data = {
-            "id_token": self.get_body_argument("id_token", ""),
-            "state": self.get_body_argument("state", ""),
-        }
-        user = await self.login_user(data)
+        # As upstream: the handler verifies the launch, then logs in with the decoded claims.
+        claims = await self.authenticator.verify_launch(
+            self, self.get_body_argument("id_token", ""), self.get_body_argument("state", "")
+        )
+        user = await self.login_user(claims)
         if user is None:
             raise HTTPError(403, "This launch is valid, but the hub does not allow this user to log in.")
         self.clear_cookie(STATE_NAME, path=self.hub.base_url)
@@ -74,6 +76,13 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
 
     hubkit_provider = "lti"
     login_service = "LTI 1.3"
+    hubkit_refused = {
+        "jwks_algorithms": (
+            ["RS256"],
+            "id_tokens are verified with RS256 only, the algorithm the LTI 1.3 security framework "
+            "requires; remove the setting and register the tool with RS256 at the LMS.",
+        )
+    }
 
     platforms = Dict(
         config=True,
@@ -105,10 +114,6 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         third-party cookies drop it when the hub runs inside an LMS iframe: turn this off there (the
         signed state and the one-time nonce still apply) or launch in a new window.""",
     )
-
-    @default("username_key")
-    def _default_username_key(self) -> str:
-        return "sub"
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         return [
@@ -203,23 +208,43 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
                 )
         return payload
 
-    async def authenticate(self, handler: Any, data: Any = None) -> dict[str, Any]:
-        data = data or {}
+    async def verify_launch(self, handler: Any, id_token: str, state: str) -> dict[str, Any]:
+        """The claims of a launch's id_token after checking state, signature, platform and nonce.
+
+        Raises HTTPError (logged with context) for a launch that fails any check.
+        """
         context = "iss=?"
         try:
-            if len(data.get("id_token", "")) > 4 * int(self.max_parameter_length) or not data.get("id_token"):
+            if len(id_token) > 4 * int(self.max_parameter_length) or not id_token:
                 raise LaunchRejected("The launch carries no id_token or one that is too large.", 413)
-            state = self._state(handler, data.get("state", ""))
-            context = f"iss={state['iss'][:100]!r}, client_id={state['client_id'][:64]!r}"
-            platform = self.registry().get(state["iss"])
+            payload = self._state(handler, state)
+            context = f"iss={payload['iss'][:100]!r}, client_id={payload['client_id'][:64]!r}"
+            platform = self.registry().get(payload["iss"])
             if platform is None:
                 raise LaunchRejected("The launch comes from an LMS (issuer) this hub no longer knows.", 401)
-            key = await self.jwks.key(platform.jwks_url, unverified_header(data["id_token"]).get("kid"))
-            claims = verify_id_token(
-                data["id_token"], key, platform, state["nonce"], float(self.id_token_max_age)
-            )
-            context += f", sub={str(claims['sub'])[:64]!r}"
-            nonce = (f"lti13:{platform.issuer}", str(state["nonce"]), 2.0 * self.state_max_age)
+            key = await self.jwks.key(platform.jwks_url, unverified_header(id_token).get("kid"))
+            claims = verify_id_token(id_token, key, platform, payload["nonce"], float(self.id_token_max_age))
+        except HubKitAuthError as e:
+            raise self.reject(handler, e, context) from e
+        setattr(handler, VERIFIED_ATTR, claims)
+        return claims
+
+    async def authenticate(self, handler: Any, data: Any = None) -> dict[str, Any]:
+        """Upstream's signature: ``data`` is the decoded id_token that ``verify_launch`` checked on this
+        request. ``{"id_token", "state"}`` (HubKit 0.1's form) is verified here first. Claims that were
+        not verified on this request (say posted to ``/hub/login``) are refused."""
+        claims: dict[str, Any] = data or {}
+        if "id_token" in claims and "state" in claims:
+            claims = await self.verify_launch(handler, str(claims["id_token"]), str(claims["state"]))
+        context = f"iss={str(claims.get('iss', '?'))[:100]!r}, sub={str(claims.get('sub', '?'))[:64]!r}"
+        verified = getattr(handler, VERIFIED_ATTR, None)
+        try:
+            if verified is None or verified is not claims:
+                raise LaunchRejected("This launch was not verified; launch again from the LMS.", 401)
+            platform = self.registry().get(str(claims["iss"]))
+            if platform is None:
+                raise LaunchRejected("The launch comes from an LMS (issuer) this hub no longer knows.", 401)
+            nonce = (f"lti13:{platform.issuer}", str(claims["nonce"]), 2.0 * self.state_max_age)
             return await self._auth_model(handler, platform, claims, nonce)
         except HubKitAuthError as e:
             raise self.reject(handler, e, context) from e
@@ -240,12 +265,14 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         target = launch_target(target_request(custom), handler.base_url, self.allowed_git_hosts)
         context = claims.get(CONTEXT) or {}
         groups = course_groups(str(context.get("id") or ""), [str(r) for r in claims.get(ROLES) or []])
-        identity = await self.hubkit_identity(
+        pending = self.hubkit_pending(
             f"lti:{platform.issuer}:{user_id}", username, nonce=nonce, allocated_groups=groups
         )
         setattr(handler, TARGET_ATTR, target)
         return {
             "name": username,
             "groups": groups,
-            "auth_state": self.hubkit_auth_state(identity, {"lti13": claims, "lti_issuer": platform.issuer}),
+            # Upstream's auth_state (the verified claims), HubKit's keys beside them.
+            "auth_state": {**claims, "lti13": claims, "lti_issuer": platform.issuer},
+            PENDING_KEY: pending,  # written (nonce, binding, ids) once check_allowed admits the launch
         }
