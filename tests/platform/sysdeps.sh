@@ -12,6 +12,7 @@ packages=(
   python3                   # Debian's Python: the single-user "image" venv is built on it (world-readable)
   buildah podman runc mmdebstrap   # real image builds without a registry (images/build-local.sh, tests/images)
   postgresql                # real PostgreSQL server: the identity ledger and a hub on PostgreSQL
+  libpq-dev gcc libc6-dev   # z2jh's hub set pins psycopg2 (an sdist): `make test`'s second Python set builds it
 )
 missing=()
 for p in "${packages[@]}"; do
