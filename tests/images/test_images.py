@@ -127,7 +127,9 @@ def test_hub_requirements_keep_every_pin_of_z2jh_hub_set() -> None:
     """images/hub/requirements.txt adds to z2jh 4.4.0's frozen set and moves none of its pins."""
     frozen = _pins(Z2JH_HUB_SET.read_text())
     ours = _pins((IMAGES / "hub" / "requirements.txt").read_text())
-    moved = {name: (version, ours[name]) for name, version in frozen.items() if ours.get(name, version) != version}
+    moved = {
+        name: (version, ours[name]) for name, version in frozen.items() if ours.get(name, version) != version
+    }
     assert moved == {}, f"images/hub/requirements.txt moves z2jh's pins (z2jh, ours): {moved}"
     assert {"httpx", "icalendar"} <= ours.keys() - frozen.keys()
 
@@ -141,8 +143,25 @@ def test_hubkit_pip_installs_into_z2jh_hub_set_and_pip_check_passes(tmp_path: Pa
     python = venv / "bin" / "python"
     _run(_uv(), "pip", "install", "--quiet", "--python", python, "-r", Z2JH_HUB_SET)
     pip = (python, "-m", "pip", "--disable-pip-version-check")
-    _run(*pip, "install", "--quiet", "--require-hashes", "-c", Z2JH_HUB_SET, "-r", IMAGES / "hub" / "requirements.txt")
-    _run(*pip, "install", "--quiet", "--no-deps", PACKAGES / "spawner", PACKAGES / "auth", PACKAGES / "services")
+    _run(
+        *pip,
+        "install",
+        "--quiet",
+        "--require-hashes",
+        "-c",
+        Z2JH_HUB_SET,
+        "-r",
+        IMAGES / "hub" / "requirements.txt",
+    )
+    _run(
+        *pip,
+        "install",
+        "--quiet",
+        "--no-deps",
+        PACKAGES / "spawner",
+        PACKAGES / "auth",
+        PACKAGES / "services",
+    )
     assert "No broken requirements found" in _run(*pip, "check")
     assert _run(venv / "bin" / "jupyterhub", "--version").strip() == "5.5.0"
     installed = _pins(_run(*pip, "list", "--format=freeze"))

@@ -148,9 +148,9 @@ async def _spawn_failures(hub: Hub) -> dict[str, int]:
     counts: dict[str, int] = {}
     for family in text_string_to_metric_families(r.text):
         for sample in family.samples:
-            if sample.name == "jupyterhub_server_spawn_duration_seconds_count" and sample.value:
-                if sample.labels.get("status") == "failure":
-                    counts[sample.labels.get("reason", "")] = int(sample.value)
+            failed = sample.labels.get("status") == "failure" and sample.value
+            if sample.name == "jupyterhub_server_spawn_duration_seconds_count" and failed:
+                counts[sample.labels.get("reason", "")] = int(sample.value)
     return counts
 
 

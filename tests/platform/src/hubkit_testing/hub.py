@@ -1,4 +1,5 @@
-"""A real JupyterHub (5.3+ or 6.x, whichever the venv has) with configurable-http-proxy on random loopback ports, plus REST helpers.
+"""A real JupyterHub (5.3+ or 6.x: the venv's) with configurable-http-proxy on random loopback ports, plus
+REST helpers.
 
 The hub's own API listens on the pod network's gateway address so that single-user servers in pods
 can call back to it; the public proxy listens on 127.0.0.1 for tests and browsers.

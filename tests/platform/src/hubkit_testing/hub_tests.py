@@ -89,7 +89,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{MARKER}: starts a real JupyterHub (set at collection; see hub_tests.py)")
+    config.addinivalue_line(
+        "markers", f"{MARKER}: starts a real JupyterHub (set at collection, hub_tests.py)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -19,7 +19,7 @@ from jupyterhub.services.service import Service
 from tornado import web
 
 # None on JupyterHub 5.x.
-_SpawnException: type[web.HTTPError] | None = getattr(_hub_spawner, "SpawnException", None)
+_SpawnException: Any = getattr(_hub_spawner, "SpawnException", None)  # an HTTPError subclass
 
 HAS_SPAWN_EXCEPTION = _SpawnException is not None
 HAS_SERVICE_TIMEOUT = Service.class_traits().get("timeout") is not None
