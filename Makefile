@@ -19,8 +19,8 @@ $(NOX): noxfile.py
 dev: $(NOX)   ## run a local hub on the hermetic Kubernetes platform at http://127.0.0.1:8000
 	$(NOX) -s dev -- $(ARGS)
 
-test: $(NOX)  ## build/install everything needed, then run the whole test suite
-	$(NOX) -s test -- $(ARGS)
+test: $(NOX)  ## build/install everything needed, then run the whole test suite (hub tests on two sets)
+	$(NOX) -s test test_z2jh -- $(ARGS)
 
 lint: $(NOX)  ## ruff + mypy (strict on packages/*/src)
 	$(NOX) -s lint

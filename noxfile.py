@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import tomllib
 from pathlib import Path
 
 import nox
@@ -13,6 +15,9 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 PLATFORM = ROOT / "tests" / "platform"
+# zero-to-jupyterhub 4.4.0's hub image: its frozen Python set (JupyterHub 5.5.0, kubespawner 7.0.0, ...).
+Z2JH_HUB_SET = ROOT / "images" / "hub" / "z2jh-4.4.0" / "requirements.txt"
+WORKSPACE_PACKAGES = ("packages/spawner", "packages/auth", "packages/services", "tests/platform")
 
 
 def _sync(session: nox.Session, *groups: str) -> None:
@@ -42,6 +47,44 @@ def _npm_install(session: nox.Session) -> None:
     stamp.write_text(lock)
 
 
+def _pins(text: str) -> dict[str, str]:
+    """``name==version`` lines of a requirements file, by normalized name (to the whole line)."""
+    pins = {}
+    for line in text.splitlines():
+        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^]]*\])?==", line)
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match[1]).lower()] = line.split(" \\")[0].strip()
+    return pins
+
+
+def _z2jh_set(session: nox.Session) -> None:
+    """Exactly z2jh 4.4.0's frozen hub set (as constraints too), plus HubKit (editable) and the test group.
+
+    Packages outside the frozen set prefer their uv.lock versions (where the frozen set allows them: some
+    locked versions need newer pins than z2jh's). The frozen pins win where the test group disagrees (its
+    jupyterhub-idle-culler 2.0.0 becomes z2jh's 1.4.0). Compiled, then synced: nothing else stays in the venv.
+    """
+    frozen = _pins(Z2JH_HUB_SET.read_text())
+    work = Path(session.virtualenv.location)
+    locked = session.run_install(
+        "uv", "export", "--frozen", "--all-packages", "--no-default-groups", "--group", "test",
+        "--no-emit-workspace", "--no-hashes", "--no-header", "--no-annotate", silent=True,
+    )  # fmt: skip
+    group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["test"]
+    wanted = [req for req in group if not _pins(req).keys() & frozen.keys()]
+    wanted += [f"-e {ROOT / package}" for package in WORKSPACE_PACKAGES]
+    (work / "requirements.in").write_text("\n".join(wanted) + "\n")
+    # uv pip compile takes the versions already in its output file as preferences.
+    resolved = work / "requirements.txt"
+    preferred = [line for name, line in _pins(str(locked)).items() if name not in frozen]
+    resolved.write_text("\n".join([*frozen.values(), *preferred]) + "\n")
+    session.run_install(
+        "uv", "pip", "compile", "--quiet", "--python", session.virtualenv.location, "-o", resolved,
+        work / "requirements.in", Z2JH_HUB_SET, "-c", Z2JH_HUB_SET,
+    )  # fmt: skip
+    session.run_install("uv", "pip", "sync", "--quiet", "--python", session.virtualenv.location, resolved)
+
+
 @nox.session(python=False)
 def platform(session: nox.Session) -> None:
     """Build and install the hermetic platform's tools only."""
@@ -54,6 +97,15 @@ def test(session: nox.Session) -> None:
     _platform_tools(session)
     _sync(session, "test")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def test_z2jh(session: nox.Session) -> None:
+    """The tests that start a real JupyterHub again, on z2jh 4.4.0's hub set (JupyterHub 5.5.0) + HubKit.
+    `make test` runs it after `test`; pytest arguments go to both."""
+    _z2jh_set(session)
+    _platform_tools(session)
+    session.run("pytest", "--hub-tests-only", *session.posargs, success_codes=[0, 5])  # 5: none selected
 
 
 @nox.session

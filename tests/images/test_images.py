@@ -19,6 +19,8 @@ from hubkit_testing.tools import REPO_ROOT
 
 IMAGES = REPO_ROOT / "images"
 PACKAGES = REPO_ROOT / "packages"
+# zero-to-jupyterhub 4.4.0's frozen hub set (its k8s-hub image): the default hub image's base.
+Z2JH_HUB_SET = IMAGES / "hub" / "z2jh-4.4.0" / "requirements.txt"
 
 
 def _uv() -> str:
@@ -46,14 +48,14 @@ def _venv_with(tmp_path: Path, requirements: Path, *local: Path) -> Path:
     return venv
 
 
-@pytest.mark.parametrize("image", ["hub", "services"])
+@pytest.mark.parametrize("image", ["hub-jupyterhub6", "services"])
 def test_requirements_are_the_locked_set(image: str, tmp_path: Path) -> None:
     """images/<image>/requirements.txt is exactly what images/export-requirements.sh makes from uv.lock."""
     hub = ("hubkit-spawner", "hubkit-auth", "hubkit-services")
-    packages = {"hub": hub, "services": ("hubkit-services",)}[image]
+    packages = {"hub-jupyterhub6": hub, "services": ("hubkit-services",)}[image]
     # the hub also gets psycopg, so a postgresql:// hub database works (hubkit-auth[postgresql])
     selection = [arg for package in packages for arg in ("--package", package)]
-    if image == "hub":
+    if image == "hub-jupyterhub6":
         selection += ["--extra", "postgresql"]
     out = tmp_path / "requirements.txt"
     args = [
@@ -73,15 +75,14 @@ def test_requirements_are_the_locked_set(image: str, tmp_path: Path) -> None:
     )
 
 
-def test_hub_set_installs_and_jupyterhub_lists_the_hubkit_classes(tmp_path: Path) -> None:
-    venv = _venv_with(
-        tmp_path,
-        IMAGES / "hub" / "requirements.txt",
-        PACKAGES / "spawner",
-        PACKAGES / "auth",
-        PACKAGES / "services",
-    )
-    assert _run(venv / "bin" / "jupyterhub", "--version").strip() == "6.1.1"
+def _pins(text: str) -> dict[str, str]:
+    """name -> version of the ``name==version`` lines of a requirements file (names normalized)."""
+    found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", text, re.M)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in found}
+
+
+def _assert_hubkit_classes_load(venv: Path) -> None:
+    """Every HubKit class is in ``jupyterhub --help-all``; the chart's entry-point names load."""
     help_all = _run(venv / "bin" / "jupyterhub", "--help-all", timeout=120)
     for name in (
         "HubKitSpawner",
@@ -103,9 +104,73 @@ def test_hub_set_installs_and_jupyterhub_lists_the_hubkit_classes(tmp_path: Path
     )
     names = "hubkit-cilogon hubkit-github hubkit-ldap hubkit-lti11 hubkit-lti13 hubkit-multi"
     assert _run(venv / "bin" / "python", "-c", probe).strip() == f"{names} HubKitSpawner"
+
+
+_PG_DRIVER = "import sqlalchemy as s; print(s.create_engine('postgresql://hub@db.invalid/jupyterhub').driver)"
+
+
+def test_hub_jupyterhub6_set_installs_and_jupyterhub_lists_the_hubkit_classes(tmp_path: Path) -> None:
+    venv = _venv_with(
+        tmp_path,
+        IMAGES / "hub-jupyterhub6" / "requirements.txt",
+        PACKAGES / "spawner",
+        PACKAGES / "auth",
+        PACKAGES / "services",
+    )
+    assert _run(venv / "bin" / "jupyterhub", "--version").strip() == "6.1.1"
+    _assert_hubkit_classes_load(venv)
     # A postgresql:// hub database URL finds its driver (SQLAlchemy 2.1 picks psycopg 3).
-    driver = "import sqlalchemy as s; print(s.create_engine('postgresql://hub@db.invalid/jupyterhub').driver)"
-    assert _run(venv / "bin" / "python", "-c", driver).strip() == "psycopg"
+    assert _run(venv / "bin" / "python", "-c", _PG_DRIVER).strip() == "psycopg"
+
+
+def test_hub_requirements_keep_every_pin_of_z2jh_hub_set() -> None:
+    """images/hub/requirements.txt adds to z2jh 4.4.0's frozen set and moves none of its pins."""
+    frozen = _pins(Z2JH_HUB_SET.read_text())
+    ours = _pins((IMAGES / "hub" / "requirements.txt").read_text())
+    moved = {
+        name: (version, ours[name]) for name, version in frozen.items() if ours.get(name, version) != version
+    }
+    assert moved == {}, f"images/hub/requirements.txt moves z2jh's pins (z2jh, ours): {moved}"
+    assert {"httpx", "icalendar"} <= ours.keys() - frozen.keys()
+
+
+def test_hubkit_pip_installs_into_z2jh_hub_set_and_pip_check_passes(tmp_path: Path) -> None:
+    """What images/hub/Dockerfile does, on a venv holding exactly z2jh 4.4.0's frozen hub set (what its
+    k8s-hub image has): real pip installs HubKit's additions with that set as constraints, then the three
+    distributions; ``pip check`` passes and JupyterHub is still 5.5.0, every frozen pin unchanged."""
+    venv = tmp_path / "venv"
+    _run(_uv(), "venv", "--quiet", "--seed", "--python", sys.executable, venv)
+    python = venv / "bin" / "python"
+    _run(_uv(), "pip", "install", "--quiet", "--python", python, "-r", Z2JH_HUB_SET)
+    pip = (python, "-m", "pip", "--disable-pip-version-check")
+    _run(
+        *pip,
+        "install",
+        "--quiet",
+        "--require-hashes",
+        "-c",
+        Z2JH_HUB_SET,
+        "-r",
+        IMAGES / "hub" / "requirements.txt",
+    )
+    _run(
+        *pip,
+        "install",
+        "--quiet",
+        "--no-deps",
+        PACKAGES / "spawner",
+        PACKAGES / "auth",
+        PACKAGES / "services",
+    )
+    assert "No broken requirements found" in _run(*pip, "check")
+    assert _run(venv / "bin" / "jupyterhub", "--version").strip() == "5.5.0"
+    installed = _pins(_run(*pip, "list", "--format=freeze"))
+    frozen = _pins(Z2JH_HUB_SET.read_text())
+    assert {name: installed.get(name) for name in frozen} == frozen
+    assert {"hubkit-spawner", "hubkit-auth", "hubkit-services"} <= installed.keys()
+    _assert_hubkit_classes_load(venv)
+    # z2jh's psycopg2 drives a postgresql:// hub database (SQLAlchemy 2.0's default driver).
+    assert _run(python, "-c", _PG_DRIVER).strip() == "psycopg2"
 
 
 def test_services_set_installs_and_every_command_loads(tmp_path: Path) -> None:
@@ -170,7 +235,9 @@ def test_singleuser_gpu_set_resolves(tmp_path: Path) -> None:
     assert "nbgitpuller==1.3.0" in resolved
 
 
-@pytest.mark.parametrize("image", ["hub", "services", "singleuser", "singleuser-gpu", "nfs-ganesha"])
+@pytest.mark.parametrize(
+    "image", ["hub", "hub-jupyterhub6", "services", "singleuser", "singleuser-gpu", "nfs-ganesha"]
+)
 def test_dockerfile_policies(image: str) -> None:
     """Pinned bases, a non-root final user, no secrets, labels: the rules these Dockerfiles promise."""
     text = (IMAGES / image / "Dockerfile").read_text()

@@ -13,6 +13,7 @@ packages=(
   buildah podman runc mmdebstrap   # real image builds without a registry (images/build-local.sh, tests/images)
   postgresql                # real PostgreSQL server: the identity ledger and a hub on PostgreSQL
   iptables ipset            # kube-proxy and kube-router's NetworkPolicy controller program them
+  libpq-dev gcc libc6-dev   # z2jh's hub set pins psycopg2 (an sdist): `make test`'s second Python set builds it
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from hubkit.spawner.jupyterhub_compat import HAS_SPAWN_EXCEPTION
 from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.hub import Hub
 from hubkit_testing.registry import RegistryServer
@@ -128,6 +131,27 @@ async def test_refused_requests_are_400_with_one_sentence_and_create_nothing(
         message == "Your account has no POSIX identity yet, so no server was started; sign out and in again."
     )
     assert objects_in(control_plane, restricted_namespace) == {"pods": [], "configmaps": []}
+    # JupyterHub 6 labels each refusal with its reason in the spawn metric (SpawnException); 5.x's metric
+    # has only a status label, and every refusal counts as a failure there.
+    failures = await _spawn_failures(hub)
+    if HAS_SPAWN_EXCEPTION:
+        assert failures == {"hubkit-refused": len(cases), "hubkit-identity": 1}
+    else:
+        assert failures == {"": len(cases) + 1}
+
+
+async def _spawn_failures(hub: Hub) -> dict[str, int]:
+    """Failed spawns by reason label, from the hub's /hub/metrics."""
+    async with hub.client(headers={"Authorization": f"token {hub.admin_token}"}) as c:
+        r = await c.get("/hub/metrics")
+    r.raise_for_status()
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            failed = sample.labels.get("status") == "failure" and sample.value
+            if sample.name == "jupyterhub_server_spawn_duration_seconds_count" and failed:
+                counts[sample.labels.get("reason", "")] = int(sample.value)
+    return counts
 
 
 async def test_instructor_spawn_runs_as_identity_with_nss_and_fresh_overrides(

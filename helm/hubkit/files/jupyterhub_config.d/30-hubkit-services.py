@@ -10,13 +10,15 @@ the module is standard-library only).
 import os
 
 from hubkit.services.culler.scopes import culler_scopes
+from hubkit.spawner.jupyterhub_compat import service_spec
 
 c = globals()["c"]
 _services = globals()["HUBKIT_SETTINGS"].get("services", {})
 
 
 # The services are status endpoints, not something the hub needs: never hold a hub (re)start for long
-# because one of them is down (JupyterHub waits up to `timeout` seconds for each external service).
+# because one of them is down (JupyterHub 6 waits up to `timeout` seconds for each external service; 5.x
+# has no such key and service_spec leaves it out).
 _STARTUP_WAIT_SECONDS = 5
 _registered = []
 _roles = []
@@ -28,12 +30,7 @@ if "culler" in _services:
             "add it from the hubkit-culler-token Secret with jupyterhub.hub.extraEnv"
         )
     _registered.append(
-        {
-            "name": "hubkit-culler",
-            "url": _services["culler"]["url"],
-            "api_token": token,
-            "timeout": _STARTUP_WAIT_SECONDS,
-        }
+        service_spec("hubkit-culler", _services["culler"]["url"], _STARTUP_WAIT_SECONDS, api_token=token)
     )
     _roles.append(
         {
@@ -48,7 +45,7 @@ for _key, _name in (
     ("warmseats", "hubkit-warmseats"),
 ):
     if _key in _services:  # no hub API access: no token, no role
-        _registered.append({"name": _name, "url": _services[_key]["url"], "timeout": _STARTUP_WAIT_SECONDS})
+        _registered.append(service_spec(_name, _services[_key]["url"], _STARTUP_WAIT_SECONDS))
 
 # Keep services and roles set by earlier configuration (z2jh's own, hub.services values).
 if _registered:

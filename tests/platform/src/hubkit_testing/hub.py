@@ -1,4 +1,5 @@
-"""A real JupyterHub 6 with configurable-http-proxy on random loopback ports, plus REST helpers.
+"""A real JupyterHub (5.3+ or 6.x: the venv's) with configurable-http-proxy on random loopback ports, plus
+REST helpers.
 
 The hub's own API listens on the pod network's gateway address so that single-user servers in pods
 can call back to it; the public proxy listens on 127.0.0.1 for tests and browsers.
@@ -72,7 +73,8 @@ c.JupyterHub.pid_file = "{w / "jupyterhub.pid"}"
 c.JupyterHub.services = [{{"name": {ADMIN_SERVICE!r}, "api_token": {self.admin_token!r}}}]
 c.JupyterHub.load_roles = [{{
     "name": "hubkit-test-admin",
-    "scopes": ["admin:users", "admin:servers", "access:servers", "admin:groups", "read:hub", "tokens"],
+    "scopes": ["admin:users", "admin:servers", "access:servers", "admin:groups", "read:hub", "tokens",
+               "read:metrics"],
     "services": [{ADMIN_SERVICE!r}],
 }}]
 c.JupyterHub.authenticator_class = "dummy"

@@ -6,6 +6,9 @@
 - ``kube_hub``: a hub whose stock KubeSpawner spawns into the test's namespace.
 - ``ldap_server`` (session), ``browser`` (session) and ``page``: see ldap.py and browser.py.
 - ``postgres_server`` (session) and ``postgres_url`` (a fresh database per test): see postgres.py.
+
+Every test that starts a real JupyterHub is marked ``hub`` at collection; ``--hub-tests-only`` runs only
+those (the second Python set of ``make test``, see hub_tests.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 from .browser import browser, page
 from .controlplane import ControlPlane
 from .hub import Hub, HubOptions
+from .hub_tests import pytest_addoption, pytest_collection_modifyitems, pytest_configure
 from .kubespawner_config import kubespawner_config
 from .ldap import ldap_server
 from .postgres import postgres_server, postgres_url
@@ -35,6 +39,9 @@ __all__ = [
     "page",
     "postgres_server",
     "postgres_url",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
 ]
 
 HubFactory = Callable[..., Hub]

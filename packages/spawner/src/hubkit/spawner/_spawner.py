@@ -19,6 +19,7 @@ from ._volume_health import VolumeHealthMixin
 from .exceptions import IdentityError, SpawnRefused
 from .form import render_form
 from .identity import Identity, fallback_identity, parse_identity, posix_username
+from .jupyterhub_compat import spawn_refusal
 from .kube_storage import KubeStorage
 from .nss import NssInput, build_nss_configmap, nss_mounts, nss_volume
 from .overrides import merge_trait
@@ -42,10 +43,9 @@ DEFAULT_GROUP = ["root:x:0:", "users:x:100:", "nogroup:x:65534:"]
 
 
 def refusal(error: SpawnRefused) -> web.HTTPError:
-    """The 400 a refused spawn becomes at the hub boundary (one sentence for the user)."""
-    http = web.HTTPError(400, error.user_message.replace("%", "%%"))
-    http.jupyterhub_message = error.user_message  # type: ignore[attr-defined]
-    return http
+    """The 400 a refused spawn becomes at the hub boundary (one sentence for the user), labelled with the
+    refusal's reason in the spawn metrics where JupyterHub supports it (jupyterhub_compat)."""
+    return spawn_refusal(error.user_message, error.reason)
 
 
 class HubKitSpawner(

@@ -15,8 +15,11 @@ class SpawnRefused(HubKitSpawnerError):
     """A spawn request the user may not make, or that cannot be satisfied as asked.
 
     ``user_message`` is one plain sentence that says what to do instead; ``log_context`` names the
-    offending profile/option/value for the admin's log.
+    offending profile/option/value for the admin's log. ``reason`` labels the refusal in
+    ``jupyterhub_server_spawn_duration_seconds`` on JupyterHub 6.
     """
+
+    reason = "hubkit-refused"
 
     def __init__(self, user_message: str, log_context: str = "") -> None:
         super().__init__(user_message)
@@ -26,6 +29,8 @@ class SpawnRefused(HubKitSpawnerError):
 
 class IdentityError(SpawnRefused):
     """The user's ``auth_state["hubkit"]`` block is missing or invalid."""
+
+    reason = "hubkit-identity"
 
 
 class ConfigError(HubKitSpawnerError):
