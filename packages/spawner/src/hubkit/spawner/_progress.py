@@ -1,0 +1,83 @@
+"""Spawner mixin: a progress message for every step a start waits on, besides Kubernetes' events.
+
+Kubernetes reports scheduling and image pulls as events; the steps around them (checking the options,
+the home provisioner, creating the pod, the node setting up the pod, the server coming up) make none.
+The spawner records those as ``hubkit_steps``; :meth:`ProgressMixin.progress` merges both in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from traitlets import HasTraits
+
+POLL_SECONDS = 0.5
+
+
+def pod_step(pod: dict[str, Any] | None) -> str | None:
+    """The step a pod from the reflector shows (pure): set up on a node, or None."""
+    spec, status = (pod or {}).get("spec") or {}, (pod or {}).get("status") or {}
+    node = spec.get("nodeName")
+    if node and status.get("phase") == "Pending":
+        return f"Setting up your server on {node}: network, storage and files."
+    return None
+
+
+def next_percent(percent: float) -> float:
+    """Each message moves the bar a third of the way to 90%, as KubeSpawner's events do."""
+    return percent + (90 - percent) / 3
+
+
+class ProgressMixin(HasTraits):
+    """Mixed into HubKitSpawner before the mixin that translates Kubernetes' events."""
+
+    if TYPE_CHECKING:
+        log: logging.Logger
+        namespace: str
+        pod_name: str
+        pod_reflector: Any
+        hubkit_steps: list[str]
+
+    def _step(self, message: str) -> None:
+        """Record one step this start now waits on (shown once on the progress page)."""
+        if message not in self.hubkit_steps:
+            self.log.debug("Spawn step of %s: %s", self.pod_name, message)
+            self.hubkit_steps.append(message)
+
+    def _observe_pod(self) -> None:
+        reflector = self.pod_reflector
+        if reflector is not None:
+            text = pod_step(reflector.pods.get(f"{self.namespace}/{self.pod_name}"))
+            if text:
+                self._step(text)
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """The steps and the translated Kubernetes events of this start, in the order they happened."""
+        events = super().progress().__aiter__()  # type: ignore[misc]  # the events mixin's
+        shown, percent = 0, 0.0
+        pending: asyncio.Future[Any] = asyncio.ensure_future(events.__anext__())
+        try:
+            while True:
+                done, _ = await asyncio.wait({pending}, timeout=POLL_SECONDS)
+                self._observe_pod()
+                for text in self.hubkit_steps[shown:]:
+                    percent = next_percent(percent)
+                    yield {"progress": int(percent), "message": text}
+                shown = len(self.hubkit_steps)
+                if pending not in done:
+                    continue
+                try:
+                    event = pending.result()
+                except StopAsyncIteration:
+                    break
+                percent = next_percent(percent)
+                yield {**event, "progress": int(percent)}
+                pending = asyncio.ensure_future(events.__anext__())
+        finally:
+            pending.cancel()
+        for text in self.hubkit_steps[shown:]:
+            percent = next_percent(percent)
+            yield {"progress": int(percent), "message": text}
