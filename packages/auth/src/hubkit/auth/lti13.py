@@ -25,7 +25,7 @@ from .lti13_token import (
     unverified_header,
     verify_id_token,
 )
-from .lti_handlers import TARGET_ATTR, IframeCookieMixin, landing_url
+from .lti_handlers import TARGET_ATTR, IframeCookieMixin, LaunchOnlyMixin, landing_url
 from .lti_launch import check_user_id, check_username, course_groups, launch_target, target_request
 
 STATE_NAME = "hubkit-lti13-state"
@@ -51,7 +51,7 @@ class HubKitLTI13LoginHandler(IframeCookieMixin, BaseHandler):  # type: ignore[m
         self.redirect(self.authenticator.login_redirect(self, args))
 
 
-class HubKitLTI13CallbackHandler(IframeCookieMixin, BaseHandler):  # type: ignore[misc]
+class HubKitLTI13CallbackHandler(LaunchOnlyMixin, IframeCookieMixin, BaseHandler):  # type: ignore[misc]
     """The platform's form POST with ``id_token`` and ``state``: verify, log in, land on the target."""
 
     def check_xsrf_cookie(self) -> None:
@@ -207,8 +207,10 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         data = data or {}
         context = "iss=?"
         try:
-            if len(data.get("id_token", "")) > 4 * int(self.max_parameter_length) or not data.get("id_token"):
-                raise LaunchRejected("The launch carries no id_token or one that is too large.", 413)
+            if not data.get("id_token"):
+                raise LaunchRejected("The launch carries no id_token; open the hub again from the LMS.", 400)
+            if len(data["id_token"]) > 4 * int(self.max_parameter_length):
+                raise LaunchRejected("The launch carries an id_token that is too large.", 413)
             state = self._state(handler, data.get("state", ""))
             context = f"iss={state['iss'][:100]!r}, client_id={state['client_id'][:64]!r}"
             platform = self.registry().get(state["iss"])
