@@ -32,11 +32,16 @@ class DevSpawnerSetup:
     namespace: str
 
 
-def start_registry(workdir: Path) -> RegistryServer:
-    """A registry on loopback holding small images of ``REPOSITORY`` tagged with ``TAGS``."""
-    registry = RegistryServer(workdir).start()
+def push_dev_images(registry: RegistryServer) -> None:
+    """Small images of ``REPOSITORY`` tagged with ``TAGS`` (pushing again is harmless)."""
     for tag in TAGS:
         registry.push_image(REPOSITORY, tag)
+
+
+def start_registry(workdir: Path) -> RegistryServer:
+    """A registry on loopback holding the dev images."""
+    registry = RegistryServer(workdir).start()
+    push_dev_images(registry)
     return registry
 
 
