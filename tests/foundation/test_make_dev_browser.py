@@ -104,7 +104,7 @@ async def test_make_dev_shows_hubkit_and_ctrl_c_stops_everything(tmp_path: Path,
             # The student starts the course profile: JupyterLab opens, with the course directory.
             await student.click("form [type=submit]")
             await student.wait_for_url("**/lab**", timeout=180_000)
-            await student.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+            await student.wait_for_selector(".jp-Launcher", timeout=120_000)
             await screenshot(student, "make-dev-jupyterlab")
             assert "JupyterLab" in await student.title() or await student.locator(".jp-LabShell").count() == 1
         finally:

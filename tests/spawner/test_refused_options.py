@@ -8,10 +8,12 @@ stays usable.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page
 
@@ -163,3 +165,27 @@ async def test_a_refused_request_never_locks_a_user_out(
         await screenshot(page, "refused-options-admin-panel")
     finally:
         await admin.close()
+
+
+async def test_progress_names_every_step_the_start_waits_on(dev_like_hub: Hub) -> None:
+    hub = dev_like_hub
+    await hub.ensure_user("lti:progress-1")
+    headers = {"Authorization": f"token {hub.admin_token}"}
+    async with httpx.AsyncClient(base_url=hub.url, headers=headers, timeout=180) as c:
+        r = await c.post("/hub/api/users/lti:progress-1/server", json={})
+        assert r.status_code in (201, 202), r.text
+        progress = await c.get("/hub/api/users/lti:progress-1/server/progress")
+    events = [json.loads(line[5:]) for line in progress.text.splitlines() if line.startswith("data:")]
+    messages = [str(e.get("message", "")) for e in events]
+    steps = [
+        "Checking your server options.",
+        "Asking Kubernetes for a machine to run your server.",
+        "A machine was found for your server.",
+        "Setting up your server on process-node-1: network, storage and files.",
+        "Your server has started; waiting for it to answer.",
+    ]
+    assert [m for m in messages if m in steps] == steps, messages
+    percents = [int(e["progress"]) for e in events]
+    assert percents == sorted(percents), percents
+    assert events[-1].get("ready") is True, events[-1]
+    await hub.stop_server("lti:progress-1")
