@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from traitlets import HasTraits
@@ -26,6 +28,18 @@ def pod_step(pod: dict[str, Any] | None) -> str | None:
     return None
 
 
+def event_time(raw: dict[str, Any]) -> float:
+    """When a Kubernetes event happened (epoch seconds; +inf when it carries no time)."""
+    for key in ("eventTime", "lastTimestamp", "firstTimestamp"):
+        value = raw.get(key)
+        if value:
+            try:
+                return datetime.fromisoformat(str(value)).timestamp()
+            except ValueError:
+                continue
+    return float("inf")
+
+
 def next_percent(percent: float) -> float:
     """Each message moves the bar a third of the way to 90%, as KubeSpawner's events do."""
     return percent + (90 - percent) / 3
@@ -40,12 +54,14 @@ class ProgressMixin(HasTraits):
         pod_name: str
         pod_reflector: Any
         hubkit_steps: list[str]
+        hubkit_step_times: list[float]
 
     def _step(self, message: str) -> None:
         """Record one step this start now waits on (shown once on the progress page)."""
         if message not in self.hubkit_steps:
             self.log.debug("Spawn step of %s: %s", self.pod_name, message)
             self.hubkit_steps.append(message)
+            self.hubkit_step_times.append(time.time())
 
     def _observe_pod(self) -> None:
         reflector = self.pod_reflector
@@ -54,28 +70,41 @@ class ProgressMixin(HasTraits):
             if text:
                 self._step(text)
 
+    async def _watch_pod_steps(self) -> None:
+        """Record the node's setup step even when nobody watches the progress page (until cancelled)."""
+        while True:
+            self._observe_pod()
+            await asyncio.sleep(POLL_SECONDS)
+
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
-        """The steps and the translated Kubernetes events of this start, in the order they happened."""
+        """The steps and the translated Kubernetes events of this start, in the order they happened.
+
+        A page opened late gets the whole history: each event comes after the steps recorded before it.
+        """
         events = super().progress().__aiter__()  # type: ignore[misc]  # the events mixin's
         shown, percent = 0, 0.0
         pending: asyncio.Future[Any] = asyncio.ensure_future(events.__anext__())
         try:
             while True:
                 done, _ = await asyncio.wait({pending}, timeout=POLL_SECONDS)
-                self._observe_pod()
+                if pending in done:
+                    try:
+                        event = pending.result()
+                    except StopAsyncIteration:
+                        break
+                    pending = asyncio.ensure_future(events.__anext__())
+                    until = event_time(event.get("raw_event") or {})
+                    while shown < len(self.hubkit_steps) and self.hubkit_step_times[shown] <= until:
+                        percent = next_percent(percent)
+                        yield {"progress": int(percent), "message": self.hubkit_steps[shown]}
+                        shown += 1
+                    percent = next_percent(percent)
+                    yield {**event, "progress": int(percent)}
+                    continue
                 for text in self.hubkit_steps[shown:]:
                     percent = next_percent(percent)
                     yield {"progress": int(percent), "message": text}
                 shown = len(self.hubkit_steps)
-                if pending not in done:
-                    continue
-                try:
-                    event = pending.result()
-                except StopAsyncIteration:
-                    break
-                percent = next_percent(percent)
-                yield {**event, "progress": int(percent)}
-                pending = asyncio.ensure_future(events.__anext__())
         finally:
             pending.cancel()
         for text in self.hubkit_steps[shown:]:

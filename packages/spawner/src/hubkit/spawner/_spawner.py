@@ -145,6 +145,7 @@ class HubKitSpawner(
         self.hubkit_identity: Identity | None = None
         self.kube_storage = KubeStorage(self.api, self.k8s_api_request_timeout)
         self.hubkit_steps: list[str] = []
+        self.hubkit_step_times: list[float] = []
         install_guard()
 
     # --- who the user is ------------------------------------------------------------------------
@@ -362,14 +363,17 @@ class HubKitSpawner(
     async def _start(self) -> Any:
         self._hubkit_prepared = False
         self.hubkit_selection = None
-        self.hubkit_steps = []
+        self.hubkit_steps, self.hubkit_step_times = [], []
         self._selection_ready = asyncio.Event()
+        steps = asyncio.ensure_future(self._watch_pod_steps())
         try:
             url = await self._run_with_gpu_watch(super()._start(), self._selection_ready)
         except BaseException:
             if self._hubkit_prepared and self.nss_enabled:
                 await self.kube_storage.delete_configmap(self.namespace, self.nss_configmap_name)
             raise
+        finally:
+            steps.cancel()
         if self._hubkit_prepared and self.nss_configmap() is not None and self.pod_id:
             await self.kube_storage.set_owner(
                 self.namespace, self.nss_configmap_name, self.pod_name, self.pod_id
