@@ -191,3 +191,25 @@ async def test_progress_names_every_step_the_start_waits_on(dev_like_hub: Hub) -
     assert percents == sorted(percents), percents
     assert events[-1].get("ready") is True, events[-1]
     await hub.stop_server("lti:progress-1")
+
+
+async def test_a_saved_value_that_no_longer_validates_is_dropped(dev_like_hub: Hub) -> None:
+    """A value saved before this rule (or before a config change) is dropped; the start goes on."""
+    hub = dev_like_hub
+    await hub.start_server(STUDENT, {"profile": "course"}, timeout=150)
+    await hub.stop_server(STUDENT)
+    hub.stop()
+    db = next(hub.options.workdir.rglob("jupyterhub.sqlite"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE spawners SET user_options = ?", (json.dumps({"profile": "gpu"}),))
+    hub.start()
+    async with hub.client(headers={"Authorization": f"token {hub.admin_token}"}) as c:
+        r = await c.post(f"/hub/api/users/{STUDENT}/server")  # no body: the saved options apply
+        assert r.status_code in (201, 202), r.text
+    model = await hub.wait_for_server(STUDENT, ready=True, timeout=150)
+    assert model["servers"][""]["user_options"] == {}
+    assert "Dropped the saved server options of lti:student-0001, which are no longer valid" in (
+        hub.log_path.read_text()
+    )
+    assert saved_options(hub) == ["{}"]
+    await hub.stop_server(STUDENT)
