@@ -73,5 +73,7 @@ def test_the_log_context_truncates_the_value() -> None:
 def test_a_pod_being_set_up_on_a_node_is_a_step() -> None:
     pod = {"spec": {"nodeName": "process-node-1"}, "status": {"phase": "Pending"}}
     assert pod_step(pod) == "Setting up your server on process-node-1: network, storage and files."
+    running = {"spec": {"nodeName": "process-node-1"}, "status": {"phase": "Running"}}
+    assert pod_step(running) == "Your server's process is running on process-node-1."
     assert pod_step({"spec": {}, "status": {"phase": "Pending"}}) is None
     assert pod_step(None) is None

@@ -181,12 +181,15 @@ async def test_progress_names_every_step_the_start_waits_on(dev_like_hub: Hub) -
         "Checking your server options.",
         "Asking Kubernetes for a machine to run your server.",
         "A machine was found for your server.",
-        "Setting up your server on process-node-1: network, storage and files.",
         "Your server has started; waiting for it to answer.",
     ]
+    node_steps = {
+        "Setting up your server on process-node-1: network, storage and files.",
+        "Your server's process is running on process-node-1.",
+    }
     shown = [m for m in messages if m in steps]
-    assert sorted(shown) == sorted(steps), messages  # each step once
-    assert (shown[0], shown[-1]) == (steps[0], steps[-1]), messages
+    assert shown == steps, messages  # each once, in order
+    assert node_steps & set(messages), messages  # the node's part (setup is often quicker than a look)
     percents = [int(e["progress"]) for e in events]
     assert percents == sorted(percents), percents
     assert events[-1].get("ready") is True, events[-1]

@@ -17,14 +17,18 @@ from typing import TYPE_CHECKING, Any
 from traitlets import HasTraits
 
 POLL_SECONDS = 0.5
+WATCH_SECONDS = 0.1  # the pod reflector is in memory: looking is cheap
 
 
 def pod_step(pod: dict[str, Any] | None) -> str | None:
     """The step a pod from the reflector shows (pure): set up on a node, or None."""
     spec, status = (pod or {}).get("spec") or {}, (pod or {}).get("status") or {}
-    node = spec.get("nodeName")
-    if node and status.get("phase") == "Pending":
+    node, phase = spec.get("nodeName"), status.get("phase")
+    if node and phase == "Pending":
         return f"Setting up your server on {node}: network, storage and files."
+    if node and phase == "Running":
+        # A node that sets a pod up faster than the spawner looks is seen here first.
+        return f"Your server's process is running on {node}."
     return None
 
 
@@ -74,7 +78,7 @@ class ProgressMixin(HasTraits):
         """Record the node's setup step even when nobody watches the progress page (until cancelled)."""
         while True:
             self._observe_pod()
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(WATCH_SECONDS)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """The steps and the translated Kubernetes events of this start, in the order they happened.
