@@ -8,6 +8,7 @@ stays usable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -172,9 +173,14 @@ async def test_progress_names_every_step_the_start_waits_on(dev_like_hub: Hub) -
     await hub.ensure_user("lti:progress-1")
     headers = {"Authorization": f"token {hub.admin_token}"}
     async with httpx.AsyncClient(base_url=hub.url, headers=headers, timeout=180) as c:
-        r = await c.post("/hub/api/users/lti:progress-1/server", json={})
-        assert r.status_code in (201, 202), r.text
+        # The REST start answers after up to 10 s (slow_spawn_timeout); watch the progress meanwhile.
+        post = asyncio.ensure_future(c.post("/hub/api/users/lti:progress-1/server", json={}))
+        while (await hub.api("GET", "/users/lti:progress-1")).get("pending") != "spawn":
+            assert not post.done(), post.result().text
+            await asyncio.sleep(0.05)
         progress = await c.get("/hub/api/users/lti:progress-1/server/progress")
+        r = await post
+        assert r.status_code in (201, 202), r.text
     events = [json.loads(line[5:]) for line in progress.text.splitlines() if line.startswith("data:")]
     messages = [str(e.get("message", "")) for e in events]
     steps = [
