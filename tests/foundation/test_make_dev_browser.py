@@ -124,3 +124,37 @@ async def test_make_dev_shows_hubkit_and_ctrl_c_stops_everything(tmp_path: Path,
     assert _alive(started) == {}
     assert not port_is_open("127.0.0.1", port)
     assert not port_is_open("127.0.0.1", lms_port)
+
+
+def test_sigterm_to_make_dev_stops_everything(tmp_path: Path) -> None:
+    """`kill <make's pid>` (SIGTERM, not to the group): make passes it on, nox waits for the full stop."""
+    port, lms_port = free_port(), free_port()
+    log_path = tmp_path / "make-dev.log"
+    args = f"--port {port} --lms-port {lms_port} --workdir {tmp_path / 'dev'}"
+    with log_path.open("w") as log:
+        make = subprocess.Popen(
+            ["make", "dev", f"ARGS={args}"],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 600
+        while "Press Ctrl-C" not in log_path.read_text():
+            assert make.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "make dev did not come up in 600 s"
+            time.sleep(1)
+        started = _descendants(make.pid)
+        names = " ".join(started.values())
+        for name in (*PLATFORM_NAMES, "jupyterhub", "configurable-http-proxy", "docker-registry"):
+            assert name in names, f"{name} not found among make dev's processes: {sorted(started.values())}"
+    finally:
+        make.send_signal(signal.SIGTERM)
+        make.wait(180)
+    output = log_path.read_text()
+    assert "Stopped; nothing is left running." in output
+    assert "Session dev was successful" in output, output[-2000:]
+    assert _alive(started) == {}
+    assert not port_is_open("127.0.0.1", port)
