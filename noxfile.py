@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import os
+import signal
 from pathlib import Path
+from types import FrameType
 
 import nox
 
@@ -18,6 +21,14 @@ PLATFORM = ROOT / "tests" / "platform"
 # zero-to-jupyterhub 4.4.0's hub image: its frozen Python set (JupyterHub 5.5.0, kubespawner 7.0.0, ...).
 Z2JH_HUB_SET = ROOT / "images" / "hub" / "z2jh-4.4.0" / "requirements.txt"
 WORKSPACE_PACKAGES = ("packages/spawner", "packages/auth", "packages/services", "tests/platform")
+DEV_STOP_SECONDS = 120  # how long `make dev` may take to stop everything after Ctrl-C
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM to nox: pass it on to the process group (hubkit-dev stops), then wait like for Ctrl-C."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.killpg(0, signal.SIGTERM)
+    raise KeyboardInterrupt
 
 
 def _sync(session: nox.Session, *groups: str) -> None:
@@ -122,7 +133,11 @@ def dev(session: nox.Session) -> None:
     """A local hub at http://127.0.0.1:8000 on the hermetic platform; Ctrl-C tears it down."""
     _platform_tools(session)
     _sync(session, "test")
-    session.run("hubkit-dev", *session.posargs)
+    # Ctrl-C reaches hubkit-dev with the whole process group; give it time to stop the control plane
+    # (nox would otherwise kill it 0.5 s later and orphan etcd, the API server, kwok, the kubelet).
+    # SIGTERM to nox is handled the same way.
+    signal.signal(signal.SIGTERM, _interrupt)
+    session.run("hubkit-dev", *session.posargs, interrupt_timeout=DEV_STOP_SECONDS, terminate_timeout=10)
 
 
 @nox.session

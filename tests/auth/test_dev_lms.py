@@ -103,3 +103,30 @@ async def test_a_student_clicks_the_lti13_button_in_chromium(
     await page.wait_for_url(f"{dev_hub.url}/hub/home", timeout=30_000)
     await screenshot(page, "auth-dev-lti13-student-home")
     assert "lti13:student-0001" in await page.content()
+
+
+async def test_a_bookmarked_launch_url_explains_where_to_open_the_hub(dev_hub: Hub) -> None:
+    async with dev_hub.client() as c:
+        for path in ("/hub/lti/launch", "/hub/lti13/oauth_callback"):
+            r = await c.get(path)
+            assert r.status_code == 405, r.text
+            assert r.headers["Allow"] == "POST"
+            assert "Go to your course in the LMS and open the hub from there." in r.text
+    assert "GET of the LTI launch URL /hub/lti/launch" in dev_hub.log_path.read_text()
+
+
+async def test_a_launch_without_id_token_is_a_plain_400(dev_hub: Hub) -> None:
+    async with dev_hub.client() as c:
+        r = await c.post("/hub/lti13/oauth_callback", data={"state": "x"})
+    assert r.status_code == 400, r.text
+    assert "The launch carries no id_token; open the hub again from the LMS." in r.text
+
+
+@pytest.mark.browser
+async def test_the_login_page_links_to_the_lms(dev_hub: Hub, dev_lms: LMSSimulator, page: Page) -> None:
+    await page.goto(f"{dev_hub.url}/hub/login")
+    link = page.locator("p.hubkit-lms a").first
+    assert await link.get_attribute("href") == dev_lms.url
+    await screenshot(page, "dev-login-page-lms-link")
+    await link.click()
+    await page.wait_for_selector("text=Module 1: Python notebooks")

@@ -54,6 +54,10 @@ async def test_dev_hub_spawns_with_hubkit_spawner_and_stops_cleanly(tmp_path: Pa
                 data={"username": "admin", "password": "hubkit", "_xsrf": c.cookies.get("_xsrf", "")},
             )
             assert r.status_code == 200
+            # make dev now shows HubKit's spawn form (issue 22): submit it with its default profile.
+            xsrf = next(ck.value for ck in c.cookies.jar if ck.name == "_xsrf" and ck.path.startswith("/hub"))
+            form = await c.post("/hub/spawn", data={"profile": "course", "_xsrf": xsrf})
+            assert form.status_code == 200, form.text
             await _wait_ready(c)
             spawner = (tmp_path / "dev" / "hub" / "jupyterhub.log").read_text()
             assert "Using Spawner: hubkit.spawner._spawner.HubKitSpawner" in spawner

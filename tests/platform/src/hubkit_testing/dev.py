@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 from .controlplane import ControlPlane
+from .dev_spawner import DevSpawnerSetup, create_course_storage, dev_spawner_config, start_registry
 from .hub import Hub, HubOptions
 from .kubespawner_config import kubespawner_config
 from .lms_simulator import (
@@ -27,6 +28,7 @@ from .lms_simulator import (
     start_dev_lms,
 )
 from .processes import PlatformError, port_is_open
+from .registry import RegistryServer
 
 DEV_CONFIG = """
 c.JupyterHub.spawner_class = "hubkit"
@@ -35,7 +37,7 @@ c.HubKitSpawner.identity_fallback = "fixed"
 """
 
 
-def banner(hub: Hub, cp: ControlPlane, namespace: str, lms: LMSSimulator) -> str:
+def banner(hub: Hub, cp: ControlPlane, namespace: str, lms: LMSSimulator, registry: RegistryServer) -> str:
     return f"""
 HubKit is running.
 
@@ -44,7 +46,9 @@ HubKit is running.
             LTI 1.1 or 1.3; LTI 1.1 consumer key "{DEV_CONSUMER_KEY}", secret "{DEV_CONSUMER_SECRET}",
             launch URL {hub.url}/hub/lti/launch)
   Admin     {hub.url}/hub/local/login  (user "admin", password "hubkit")
-  Servers   run as real processes in pods of namespace {namespace!r}
+  Servers   JupyterLab, run as real processes in pods of namespace {namespace!r}; students and
+            instructors see different menus (instructors also get a GPU profile on kwok-gpu-1)
+  Images    the menu lists the tags of {registry.url}/v2/jupyter/datascience/tags/list
   kubectl   KUBECONFIG={cp.admin_kubeconfig}  (API server {cp.server})
   Logs      {cp.workdir / "logs"}, {hub.log_path}
 
@@ -66,26 +70,35 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # Ctrl-C reaches every process of the terminal's process group: the ones started here run in their
+    # own sessions and are stopped below, in order, however far the start got.
 
     print(f"Starting the Kubernetes control plane in {workdir} ...", flush=True)
     cp = ControlPlane(workdir / "k8s")
     hub: Hub | None = None
     lms: LMSSimulator | None = None
+    registry: RegistryServer | None = None
     try:
         cp.start()
         lms = start_dev_lms(hub_url=f"http://127.0.0.1:{args.port}", port=args.lms_port)
         namespace = cp.create_namespace("hubkit-dev")
+        registry = start_registry(workdir / "registry")
+        create_course_storage(cp, namespace, workdir / "courses")
+        setup = DevSpawnerSetup(registry, workdir / "courses", namespace)
+        if stop.is_set():
+            return
         print("Starting JupyterHub ...", flush=True)
+        config = kubespawner_config(cp, namespace, "hubkit") + DEV_CONFIG + dev_spawner_config(setup)
         hub = Hub(
             HubOptions(
                 workdir=workdir / "hub",
-                config=kubespawner_config(cp, namespace, "hubkit") + DEV_CONFIG + dev_hub_config(lms),
+                config=config + dev_hub_config(lms),
                 hub_ip=cp.gateway,
                 port=args.port,
                 env={"KUBECONFIG": str(cp.admin_kubeconfig), **dev_hub_env()},
             )
         ).start()
-        print(banner(hub, cp, namespace, lms), flush=True)
+        print(banner(hub, cp, namespace, lms, registry), flush=True)
         stop.wait()
     except PlatformError as e:
         print(f"make dev could not start: {e}", file=sys.stderr)
@@ -96,6 +109,8 @@ def main() -> None:
             hub.stop()
         if lms is not None:
             lms.stop()
+        if registry is not None:
+            registry.stop()
         cp.stop()
         print("Stopped; nothing is left running.", flush=True)
 

@@ -261,16 +261,22 @@ class LMSSimulator:
     # --- pages ------------------------------------------------------------------------------------
 
     def index_page(self) -> str:
-        buttons = "".join(
-            f'<p><a class="button" href="/launch/{v}/{r}">Launch as {r} of {html.escape(self.course.title)} '
-            f"(LTI {'1.1' if v == '11' else '1.3'})</a></p>"
-            for v in ("11", "13")
-            for r in ("student", "instructor")
+        """A course page as an LMS shows it: the course, a module, and one launch button per way in."""
+        course = html.escape(self.course.title)
+        cards = "".join(
+            _launch_card(version, role, SAMPLE_PEOPLE[role], self.course)
+            for version in ("11", "13")
+            for role in ("student", "instructor")
         )
         return (
-            "<!doctype html><html><head><title>HubKit LMS simulator</title></head><body>"
-            f"<h1>HubKit LMS simulator</h1><p>Tool: {html.escape(self.config.hub_url)}</p>"
-            f"{buttons}</body></html>"
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{course} - HubKit LMS simulator</title><style>{_PAGE_CSS}</style></head><body>"
+            f"<header><span class='lms'>HubKit LMS simulator</span><span>Courses / {course}</span></header>"
+            f"<main><h1>{course} <small>{html.escape(self.course.label)}</small></h1>"
+            "<section><h2>Module 1: Python notebooks</h2><p>Open the course's JupyterHub "
+            f"({html.escape(self.config.hub_url)}). Each button signs a sample person in to the hub "
+            "with a real, signed LTI launch, the way Canvas or Moodle does, and opens their server.</p>"
+            f"<div class='cards'>{cards}</div></section></main></body></html>"
         )
 
     def launch_page(self, version: str, role: str) -> tuple[int, str]:
@@ -282,6 +288,43 @@ class LMSSimulator:
         if version == "13":
             return 200, auto_submit_form(self.config.lti13_login_url, self.login_initiation(person))
         return 404, "No such LTI version."
+
+
+_PAGE_CSS = """
+body{margin:0;font-family:system-ui,sans-serif;background:#f5f5f5;color:#222}
+header{background:#2d3b45;color:#fff;padding:.8em 1.5em;display:flex;gap:2em}
+header .lms{font-weight:bold}
+main{max-width:60em;margin:1.5em auto;padding:0 1em}
+h1 small{color:#666;font-weight:normal;font-size:.6em}
+section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1em 1.5em}
+.cards{display:grid;grid-template-columns:1fr 1fr;gap:1em}
+.card{border:1px solid #ddd;border-radius:6px;padding:1em}
+.card button{background:#0374b5;color:#fff;border:0;border-radius:4px;padding:.6em 1em;font-size:1em;
+  cursor:pointer}
+.card p{color:#444;margin:.6em 0 0}
+"""
+
+_WHAT_HAPPENS = {
+    "11": "an LTI 1.1 launch signed with OAuth 1.0a (HMAC-SHA1) posted to {url}",
+    "13": "an LTI 1.3 OIDC login: the hub asks this LMS for an RS256-signed id_token at {url}",
+}
+
+
+def _launch_card(version: str, role: str, person: Person, course: Course) -> str:
+    label = f"Launch as {role} of {course.title} (LTI {'1.1' if version == '11' else '1.3'})"
+    how = _WHAT_HAPPENS[version].format(url="/hub/lti/launch" if version == "11" else "/hub/lti13/")
+    sees = (
+        "the course profile only"
+        if role == "student"
+        else "the course profile and the instructor-only GPU profile"
+    )
+    return (
+        f"<div class='card'><form method='get' action='/launch/{version}/{role}'>"
+        f"<button type='submit'>{html.escape(label)}</button></form>"
+        f"<p>Signs you in as <b>{html.escape(person.name)}</b> ({html.escape(role)} of "
+        f"{html.escape(course.label)}) with {html.escape(how)}. You then see the spawn form with "
+        f"{sees}; starting opens JupyterLab.</p></div>"
+    )
 
 
 class _FormParser(HTMLParser):
@@ -399,9 +442,10 @@ c.Authenticator.enable_auth_state = True
 c.Authenticator.admin_users = {{"admin"}}
 c.HubKitMultiAuthenticator.authenticators = [
     {{"authenticator_class": "hubkit-lti11", "url_prefix": "", "username_prefix": "lti:",
-      "label": "Sample course (LTI 1.1)", "config": {{"consumers": {consumers!r}}}}},
+      "label": "Sample course (LTI 1.1)", "lms_url": {lms.url!r}, "config": {{"consumers": {consumers!r}}}}},
     {{"authenticator_class": "hubkit-lti13", "url_prefix": "", "username_prefix": "lti13:",
-      "label": "Sample course (LTI 1.3)", "config": {{"platforms": {platform!r}, "username_key": "sub"}}}},
+      "label": "Sample course (LTI 1.3)", "lms_url": {lms.url!r},
+      "config": {{"platforms": {platform!r}, "username_key": "sub"}}}},
     {{"authenticator_class": "dummy", "url_prefix": "local", "username_prefix": "", "label": "Local admin",
       "config": {{"password": "hubkit", "allowed_users": {{"admin"}}, "allow_all": False}}}},
 ]

@@ -26,7 +26,7 @@ from .lti13_token import (
     unverified_header,
     verify_id_token,
 )
-from .lti_handlers import TARGET_ATTR, IframeCookieMixin, landing_url
+from .lti_handlers import TARGET_ATTR, IframeCookieMixin, LaunchOnlyMixin, landing_url
 from .lti_launch import check_user_id, check_username, course_groups, launch_target, target_request
 
 STATE_NAME = "hubkit-lti13-state"
@@ -53,7 +53,7 @@ class HubKitLTI13LoginHandler(IframeCookieMixin, BaseHandler):  # type: ignore[m
         self.redirect(self.authenticator.login_redirect(self, args))
 
 
-class HubKitLTI13CallbackHandler(IframeCookieMixin, BaseHandler):  # type: ignore[misc]
+class HubKitLTI13CallbackHandler(LaunchOnlyMixin, IframeCookieMixin, BaseHandler):  # type: ignore[misc]
     """The platform's form POST with ``id_token`` and ``state``: verify, log in, land on the target."""
 
     def check_xsrf_cookie(self) -> None:
@@ -215,8 +215,10 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         """
         context = "iss=?"
         try:
-            if len(id_token) > 4 * int(self.max_parameter_length) or not id_token:
-                raise LaunchRejected("The launch carries no id_token or one that is too large.", 413)
+            if not id_token:
+                raise LaunchRejected("The launch carries no id_token; open the hub again from the LMS.", 400)
+            if len(id_token) > 4 * int(self.max_parameter_length):
+                raise LaunchRejected("The launch carries an id_token that is too large.", 413)
             payload = self._state(handler, state)
             context = f"iss={payload['iss'][:100]!r}, client_id={payload['client_id'][:64]!r}"
             platform = self.registry().get(payload["iss"])

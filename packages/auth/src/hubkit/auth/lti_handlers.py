@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from jupyterhub.utils import url_path_join
@@ -27,6 +28,32 @@ def landing_url(handler: Any, user: Any) -> str:
     return str(handler.get_next_url(user))
 
 
+OPEN_FROM_LMS = (
+    "This address is where your course's LMS sends you when you open the hub from it; it cannot be "
+    "opened directly or from a bookmark. Go to your course in the LMS and open the hub from there."
+)
+
+
+class LaunchOnlyMixin:
+    """A GET of a launch URL (a bookmark, a reload): a plain page saying to open the hub from the LMS."""
+
+    log: Any
+    request: Any
+
+    def get(self, *args: Any) -> None:
+        self.log.info("GET of the LTI launch URL %s: answered with the open-from-LMS page", self.request.path)
+        self.set_status(405)  # type: ignore[attr-defined]
+        self.set_header("Allow", "POST")  # type: ignore[attr-defined]
+        self.set_header("Content-Type", "text/html; charset=utf-8")  # type: ignore[attr-defined]
+        self.finish(  # type: ignore[attr-defined]
+            "<!doctype html><html><head><title>Open this hub from your course</title></head>"
+            '<body style="font-family:sans-serif;max-width:40em;margin:3em auto">'
+            f"<h1>Open this hub from your course</h1><p>{html.escape(OPEN_FROM_LMS)}</p>"
+            f'<p><a href="{html.escape(url_path_join(self.hub.base_url, "login"))}">'  # type: ignore[attr-defined]
+            "Other ways to sign in</a></p></body></html>"
+        )
+
+
 class IframeCookieMixin:
     """Give login cookies ``SameSite=None; Secure`` when the authenticator is set up for LMS iframes."""
 
@@ -41,7 +68,7 @@ class IframeCookieMixin:
         super().set_cookie(name, value, *args, **kwargs)  # type: ignore[misc]
 
 
-class HubKitLTI11LaunchHandler(IframeCookieMixin, LTI11AuthenticateHandler):  # type: ignore[misc]
+class HubKitLTI11LaunchHandler(LaunchOnlyMixin, IframeCookieMixin, LTI11AuthenticateHandler):  # type: ignore[misc]
     """``POST /hub/lti/launch``: validate, log in, redirect to the notebook / nbgitpuller target."""
 
     async def post(self) -> None:

@@ -88,8 +88,10 @@ class HubKitMultiAuthenticator(Authenticator):  # type: ignore[misc]
         ``"dummy"``, or an import path), ``url_prefix`` (its handlers live under ``/hub/<prefix>``;
         may be empty for one of them), ``username_prefix`` (default ``"<prefix>:"``; put before every
         name it produces so providers never share users; at most one may be empty, and names from it
-        that start with another prefix are refused), ``label`` (shown on the login page) and ``config``
-        (trait values for that authenticator, e.g. ``{"consumers": {...}}``). Class-level config such
+        that start with another prefix are refused), ``label`` (shown on the login page), ``lms_url``
+        (for an LMS-launched one: where its users find the course; the login page links to it) and
+        ``config`` (trait values for that authenticator, e.g. ``{"consumers": {...}}``). Class-level
+        config such
         as ``c.HubKitLTI11Authenticator.consumers`` applies as well. ``admin_users``/``allowed_users``
         inside a composed authenticator's config are compared with full (prefixed) hub names.""",
     )
@@ -143,7 +145,7 @@ class HubKitMultiAuthenticator(Authenticator):  # type: ignore[misc]
             url = sub.login_url(base_url)
             label = html.escape(spec.label or sub.login_service or type(sub).__name__)
             if any(url.endswith(suffix) for suffix in LMS_LAUNCHED):
-                yield f'<p class="hubkit-lms">{label}: open this hub from your course in the LMS.</p>'
+                yield _lms_entry(label, spec.lms_url)
             elif url.endswith("/login") and not sub.login_service:
                 yield (
                     f'<form action="{html.escape(url)}" method="post"><h3>{label}</h3>'
@@ -201,3 +203,11 @@ class HubKitMultiAuthenticator(Authenticator):  # type: ignore[misc]
     def check_allow_config(self) -> None:
         for sub in self.subs:
             sub.check_allow_config()
+
+
+def _lms_entry(label: str, lms_url: str) -> str:
+    """The login page's line for an LMS-launched service: a link to the LMS when one is configured."""
+    if not lms_url:
+        return f'<p class="hubkit-lms">{label}: open this hub from your course in the LMS.</p>'
+    link = f'<a href="{html.escape(lms_url)}">your course in the LMS</a>'
+    return f'<p class="hubkit-lms">{label}: open this hub from {link} (it signs you in from there).</p>'

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-KNOWN = {"authenticator_class", "url_prefix", "username_prefix", "label", "config"}
+KNOWN = {"authenticator_class", "url_prefix", "username_prefix", "label", "lms_url", "config"}
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,17 @@ class SubSpec:
     url_prefix: str
     username_prefix: str
     label: str = ""
+    lms_url: str = ""  # an LMS-launched entry: where users find the course (linked on the login page)
     config: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _lms_url(i: int, value: Any) -> str:
+    url = str(value or "")
+    if url and not re.match(r"^https?://[^\s\"'<>]+$", url):
+        raise ValueError(
+            f"Composed authenticator #{i} has an lms_url that is not an http(s) URL: {url[:80]!r}."
+        )
+    return url
 
 
 def parse_specs(entries: Sequence[Mapping[str, Any]]) -> list[SubSpec]:
@@ -41,6 +51,7 @@ def parse_specs(entries: Sequence[Mapping[str, Any]]) -> list[SubSpec]:
                 url_prefix=url_prefix,
                 username_prefix=username_prefix,
                 label=str(entry.get("label", "")),
+                lms_url=_lms_url(i, entry.get("lms_url", "")),
                 config=dict(entry.get("config", {})),
             )
         )

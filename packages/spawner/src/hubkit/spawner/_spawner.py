@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client import V1ConfigMap, V1Pod
@@ -14,6 +14,7 @@ from traitlets import Bool, CaselessStrEnum, Dict, Float, Integer, List, Unicode
 
 from ._images import ImageMenuMixin
 from ._prepull import PrepullMixin
+from ._progress import ProgressMixin
 from ._scheduling import SchedulingMixin
 from ._volume_health import VolumeHealthMixin
 from .exceptions import IdentityError, SpawnRefused
@@ -22,6 +23,7 @@ from .identity import Identity, fallback_identity, parse_identity, posix_usernam
 from .jupyterhub_compat import spawn_refusal
 from .kube_storage import KubeStorage
 from .nss import NssInput, build_nss_configmap, nss_mounts, nss_volume
+from .options_store import drop, install_guard, restore, take_new
 from .overrides import merge_trait
 from .profiles import (
     Profile,
@@ -49,6 +51,7 @@ def refusal(error: SpawnRefused) -> web.HTTPError:
 
 
 class HubKitSpawner(
+    ProgressMixin,
     SchedulingMixin,
     ImageMenuMixin,
     PrepullMixin,
@@ -60,6 +63,9 @@ class HubKitSpawner(
     Every upstream ``KubeSpawner`` option keeps working unchanged; HubKit's own options are
     documented in ``docs/spawner.md``.
     """
+
+    if TYPE_CHECKING:
+        user_options: dict[str, Any]  # JupyterHub's Spawner trait
 
     identity_fallback = CaselessStrEnum(
         ["refuse", "fixed"],
@@ -138,6 +144,9 @@ class HubKitSpawner(
         self.hubkit_selection: Selection | None = None
         self.hubkit_identity: Identity | None = None
         self.kube_storage = KubeStorage(self.api, self.k8s_api_request_timeout)
+        self.hubkit_steps: list[str] = []
+        self.hubkit_step_times: list[float] = []
+        install_guard()
 
     # --- who the user is ------------------------------------------------------------------------
 
@@ -185,24 +194,53 @@ class HubKitSpawner(
             self._hubkit_applied.add(name)
             setattr(self, name, merge_trait(name, getattr(self, name), value))
 
-    async def load_user_options(self) -> None:
-        """Validate user_options with access rules, then apply fresh overrides (called by start)."""
-        self._reset_overrides()
+    def _log_refusal(self, e: SpawnRefused) -> None:
+        name, namespace = self.user.name, self.namespace
+        self.log.warning("Refused spawn for %s (%s): %s [%s]", name, namespace, e.user_message, e.log_context)
+
+    async def _select(self, profiles: list[Profile], options: Any) -> Selection:
+        selection = resolve_selection(profiles, self.user_groups(), options)
+        await self.check_unlisted_images(profiles, selection)
+        return selection
+
+    async def _select_saved_or_new(self, profiles: list[Profile]) -> Selection:
+        """The selection of this start's user_options; a refused one is never kept in the database.
+
+        A new value (sent with this start) that is refused is replaced by the one it overwrote, and the
+        start is refused; a saved value that no longer validates is dropped and the defaults are used.
+        """
+        orm_spawner = getattr(self, "orm_spawner", None)
+        new = take_new(orm_spawner) if orm_spawner is not None else None
         try:
-            profiles = await self.hubkit_profiles()
-            self.schedule_menu_publish(profiles)
-            selection = resolve_selection(profiles, self.user_groups(), self.user_options)
-            await self.check_unlisted_images(profiles, selection)
-            self.hubkit_identity = self.resolve_identity()
-            await self.check_volumes()
+            return await self._select(profiles, self.user_options)
         except SpawnRefused as e:
+            if orm_spawner is None:
+                raise
+            if new is not None:
+                self.user_options = restore(orm_spawner, self.db, new)
+                raise
             self.log.warning(
-                "Refused spawn for %s (%s): %s [%s]",
+                "Dropped the saved server options of %s, which are no longer valid: %s [%s]",
                 self.user.name,
-                self.namespace,
                 e.user_message,
                 e.log_context,
             )
+            drop(orm_spawner, self.db)
+            self.user_options = {}
+        return await self._select(profiles, {})
+
+    async def load_user_options(self) -> None:
+        """Validate user_options with access rules, then apply fresh overrides (called by start)."""
+        self._reset_overrides()
+        self._step("Checking your server options.")
+        try:
+            profiles = await self.hubkit_profiles()
+            self.schedule_menu_publish(profiles)
+            selection = await self._select_saved_or_new(profiles)
+            self.hubkit_identity = self.resolve_identity()
+            await self.check_volumes()
+        except SpawnRefused as e:
+            self._log_refusal(e)
             raise refusal(e) from e
         self.hubkit_selection = selection
         self._selection_ready.set()
@@ -228,12 +266,17 @@ class HubKitSpawner(
             return ""
         return self._hubkit_options_form
 
-    def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+    async def _options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        """The form's user_options, validated with the access rules before JupyterHub saves them."""
         try:
-            return user_options_from_form(formdata)
+            options = user_options_from_form(formdata)
+            await self._select(await self.hubkit_profiles(), options)
         except SpawnRefused as e:
-            self.log.warning("Refused spawn form of %s: %s", self.user.name, e.user_message)
+            self.log.warning(
+                "Refused spawn form of %s: %s [%s]", self.user.name, e.user_message, e.log_context
+            )
             raise refusal(e) from e
+        return options
 
     def _options_from_form_default(self) -> Any:
         return self._options_from_form
@@ -290,6 +333,7 @@ class HubKitSpawner(
     async def _prepare_before_pod(self) -> None:
         identity = self.hubkit_identity
         if identity is not None and self.home_provisioner_url:
+            self._step("Preparing your home directory.")
             try:
                 created = await request_home(
                     self.home_provisioner_url,
@@ -313,22 +357,28 @@ class HubKitSpawner(
         if not self._hubkit_prepared:
             await self._prepare_before_pod()
             self._hubkit_prepared = True
+            self._step("Asking Kubernetes for a machine to run your server.")
         return await super()._make_create_pod_request(pod, request_timeout)
 
     async def _start(self) -> Any:
         self._hubkit_prepared = False
         self.hubkit_selection = None
+        self.hubkit_steps, self.hubkit_step_times = [], []
         self._selection_ready = asyncio.Event()
+        steps = asyncio.ensure_future(self._watch_pod_steps())
         try:
             url = await self._run_with_gpu_watch(super()._start(), self._selection_ready)
         except BaseException:
             if self._hubkit_prepared and self.nss_enabled:
                 await self.kube_storage.delete_configmap(self.namespace, self.nss_configmap_name)
             raise
+        finally:
+            steps.cancel()
         if self._hubkit_prepared and self.nss_configmap() is not None and self.pod_id:
             await self.kube_storage.set_owner(
                 self.namespace, self.nss_configmap_name, self.pod_name, self.pod_id
             )
+        self._step("Your server has started; waiting for it to answer.")
         return url
 
     async def stop(self, now: bool = False) -> Any:

@@ -24,6 +24,7 @@ from .gpu import GpuRequest, gpu_override, parse_gpu
 UNLISTED_SUFFIX = "--unlisted-choice"
 MAX_OPTIONS = 32
 MAX_VALUE_LENGTH = 256
+LOG_VALUE_LENGTH = 80  # characters of a refused value that the hub log shows
 
 Profile = dict[str, Any]
 
@@ -110,20 +111,42 @@ def _names(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "nothing"
 
 
+def offending(key: Any, value: Any) -> str:
+    """The log context naming one refused option: its key and its value, both truncated."""
+    text = value if isinstance(value, str) else repr(value)
+    shown = repr(text[:LOG_VALUE_LENGTH]) + ("..." if len(text) > LOG_VALUE_LENGTH else "")
+    return f"option={str(key)[:LOG_VALUE_LENGTH]!r} value={shown} length={len(text)}"
+
+
+def check_shape(user_options: Any) -> dict[str, str]:
+    """Refuse ``user_options`` that are not a small object of short texts (no profiles needed).
+
+    Used before anything is stored: at most ``MAX_OPTIONS`` keys, each key and value at most
+    ``MAX_VALUE_LENGTH`` characters.
+    """
+    return _check_shape(user_options)
+
+
 def _check_shape(user_options: Any) -> dict[str, str]:
     if not isinstance(user_options, dict):
-        raise SpawnRefused("Server options must be a JSON object of names and text values.")
+        raise SpawnRefused(
+            "Server options must be a JSON object of names and text values.",
+            f"type={type(user_options).__name__} value={repr(user_options)[:LOG_VALUE_LENGTH]}",
+        )
     if len(user_options) > MAX_OPTIONS:
-        raise SpawnRefused(f"Too many server options were sent; send at most {MAX_OPTIONS}.")
+        raise SpawnRefused(
+            f"Too many server options were sent; send at most {MAX_OPTIONS}.",
+            f"count={len(user_options)} first keys={[str(k)[:40] for k in list(user_options)[:5]]}",
+        )
     for key, value in user_options.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise SpawnRefused(
-                f"Server option {str(key)[:40]!r} must have a text value.", f"value={value!r:.80}"
+                f"Server option {str(key)[:40]!r} must have a text value.", offending(key, value)
             )
         if len(key) > MAX_VALUE_LENGTH or len(value) > MAX_VALUE_LENGTH:
             raise SpawnRefused(
                 f"Server option {key[:40]!r} is too long; use at most {MAX_VALUE_LENGTH} characters.",
-                f"length={len(value)}",
+                offending(key, value),
             )
     return user_options
 
@@ -139,10 +162,12 @@ def _pick_profile(slug: str | None, profiles: Sequence[Profile], visible: Sequen
             return profile
     if any(p["slug"] == slug for p in profiles):
         raise SpawnRefused(
-            f"You may not use the profile {slug!r}; you may pick: {_names(allowed)}.", f"profile={slug}"
+            f"You may not use the profile {slug!r}; you may pick: {_names(allowed)}.",
+            f"profile={slug[:LOG_VALUE_LENGTH]} {offending('profile', slug)}",
         )
     raise SpawnRefused(
-        f"There is no profile {slug[:60]!r}; you may pick: {_names(allowed)}.", f"profile={slug}"
+        f"There is no profile {slug[:60]!r}; you may pick: {_names(allowed)}.",
+        f"profile={slug[:LOG_VALUE_LENGTH]} {offending('profile', slug)}",
     )
 
 
@@ -155,7 +180,10 @@ def _resolve_option(
     choice, unlisted = options.get(name), options.get(name + UNLISTED_SUFFIX)
     where = f"profile={profile['slug']} option={name}"
     if choice and unlisted:
-        raise SpawnRefused(f"Send either a choice or your own value for {name!r}, not both.", where)
+        raise SpawnRefused(
+            f"Send either a choice or your own value for {name!r}, not both.",
+            f"{where} {offending(name + UNLISTED_SUFFIX, unlisted)}",
+        )
     if unlisted:
         config = option["unlisted_choice"]
         if not config["enabled"]:
@@ -167,14 +195,14 @@ def _resolve_option(
             raise SpawnRefused(
                 f"The profile {profile['slug']!r} {why} your own value for {name!r}; "
                 f"pick one of: {_names(allowed)}.",
-                f"{where} unlisted={unlisted!r:.80}",
+                f"{where} {offending(name + UNLISTED_SUFFIX, unlisted)}",
             )
         regex = config.get("validation_regex")
         if regex and not re.fullmatch(regex, unlisted):
             message = str(config.get("validation_message") or f"it must match {regex}").rstrip(".")
             raise SpawnRefused(
                 f"{unlisted[:80]!r} is not a valid value for {name!r}: {message}.",
-                f"{where} unlisted={unlisted!r:.80}",
+                f"{where} {offending(name + UNLISTED_SUFFIX, unlisted)}",
             )
         override = recursive_format(copy.deepcopy(config.get("kubespawner_override", {})), value=unlisted)
         return None, unlisted, override
@@ -183,7 +211,7 @@ def _resolve_option(
             known = choice in full["profile_options"][name]["choices"]
             lead = f"You may not use {choice!r} for" if known else f"{choice[:60]!r} is not a choice for"
             raise SpawnRefused(
-                f"{lead} {name!r}; you may pick: {_names(allowed)}.", f"{where} choice={choice}"
+                f"{lead} {name!r}; you may pick: {_names(allowed)}.", f"{where} {offending(name, choice)}"
             )
         return choice, None, copy.deepcopy(option["choices"][choice].get("kubespawner_override", {}))
     default = next(s for s, c in option["choices"].items() if c.get("default")) if allowed else None
@@ -204,7 +232,9 @@ def resolve_selection(profiles: Sequence[Profile], groups: Sequence[str], user_o
         if options:
             first = next(iter(options))
             raise SpawnRefused(
-                f"This hub offers no server options, so {first[:40]!r} cannot be used; start without options."
+                f"This hub offers no server options, so {first[:40]!r} cannot be used; "
+                "start without options.",
+                offending(first, options[first]),
             )
         return Selection(profile="")
     visible = visible_profiles(profiles, groups)
@@ -219,7 +249,7 @@ def resolve_selection(profiles: Sequence[Profile], groups: Sequence[str], user_o
             raise SpawnRefused(
                 f"{key[:40]!r} is not an option of the profile {profile['slug']!r}; "
                 f"its options are: {names}.",
-                f"profile={profile['slug']} option={key[:80]}",
+                f"profile={profile['slug']} {offending(key, options[key])}",
             )
     choices: dict[str, str] = {}
     unlisted: dict[str, str] = {}
