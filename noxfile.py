@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import re
-import tomllib
 import os
+import re
 import signal
+import tomllib
 from pathlib import Path
 from types import FrameType
 
