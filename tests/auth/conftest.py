@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hubkit_testing.fake_github import FakeGitHub, GitHubOrg, GitHubTeam, GitHubUser
@@ -39,6 +40,18 @@ def hubkit_rows(hub: Hub, needle: str) -> list[tuple[str, str]]:
                 if needle in repr(row):
                     found.append((table, repr(row)))
     return found
+
+
+async def password_login(hub: Hub, username: str, password: str) -> httpx.Response:
+    """A login through the hub's own login form (LDAP, dummy), as a browser posts it."""
+    async with hub.client() as c:
+        await c.get("/hub/login")
+        data = {"username": username, "password": password, "_xsrf": c.cookies.get("_xsrf") or ""}
+        return await c.post("/hub/login", data=data)
+
+
+def password_of(ldap: SlapdServer, uid: str) -> str:
+    return ldap.directory.user(uid).password
 
 
 def lti11_config(extra: str = "") -> str:

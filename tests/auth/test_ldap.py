@@ -9,24 +9,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-import httpx
 import ldap3
 import pytest
+from conftest import password_login as login
+from conftest import password_of
 
 from hubkit.auth import home_name
 from hubkit_testing.hub import Hub
 from hubkit_testing.ldap import SlapdServer
-
-
-async def login(hub: Hub, username: str, password: str) -> httpx.Response:
-    async with hub.client() as c:
-        await c.get("/hub/login")
-        data = {"username": username, "password": password, "_xsrf": c.cookies.get("_xsrf") or ""}
-        return await c.post("/hub/login", data=data)
-
-
-def password_of(ldap: SlapdServer, uid: str) -> str:
-    return ldap.directory.user(uid).password
 
 
 async def test_a_direct_member_logs_in_with_posix_identity(ldap_hub: Hub, ldap_server: SlapdServer) -> None:

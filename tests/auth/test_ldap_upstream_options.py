@@ -10,24 +10,13 @@ import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import hubkit_rows
+from conftest import hubkit_rows, password_of
+from conftest import password_login as login
 
 from hubkit_testing.certs import PKI, make_pki
 from hubkit_testing.hub import Hub
 from hubkit_testing.ldap import SlapdServer
-
-
-async def login(hub: Hub, username: str, password: str) -> httpx.Response:
-    async with hub.client() as c:
-        await c.get("/hub/login")
-        data = {"username": username, "password": password, "_xsrf": c.cookies.get("_xsrf") or ""}
-        return await c.post("/hub/login", data=data)
-
-
-def password_of(ldap: SlapdServer, uid: str) -> str:
-    return ldap.directory.user(uid).password
 
 
 class TLSSlapd(SlapdServer):

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -55,16 +56,16 @@ def _alive(pids: dict[int, str]) -> dict[int, str]:
     return alive
 
 
-async def _spawn_form(page: Page, lms_url: str, role: str, shot: str) -> list[str]:
-    await page.goto(lms_url)
-    await page.click(f"button:has-text('Launch as {role} of Sample Course 101 (LTI 1.1)')")
-    await page.wait_for_url("**/hub/spawn**")
-    await screenshot(page, shot)
-    return list(await page.locator("input[name=profile]").evaluate_all("es => es.map(e => e.value)"))
+@dataclass(frozen=True)
+class DevRun:
+    make: subprocess.Popen[bytes]
+    port: int
+    lms_port: int
+    log_path: Path
 
 
-@pytest.mark.browser
-async def test_make_dev_shows_hubkit_and_ctrl_c_stops_everything(tmp_path: Path, browser: Browser) -> None:
+def _start_make_dev(tmp_path: Path) -> DevRun:
+    """`make dev` in its own session on free ports, once it says it is up (stopped if it never does)."""
     port, lms_port = free_port(), free_port()
     log_path = tmp_path / "make-dev.log"
     args = f"--port {port} --lms-port {lms_port} --workdir {tmp_path / 'dev'}"
@@ -76,14 +77,44 @@ async def test_make_dev_shows_hubkit_and_ctrl_c_stops_everything(tmp_path: Path,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    started: dict[int, str] = {}
     try:
         deadline = time.monotonic() + 600
         while "Press Ctrl-C" not in log_path.read_text():
             assert make.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, "make dev did not come up in 600 s"
             time.sleep(1)
-        lms = f"http://127.0.0.1:{lms_port}"
+    except BaseException:
+        os.killpg(make.pid, signal.SIGINT)
+        make.wait(180)
+        raise
+    return DevRun(make, port, lms_port, log_path)
+
+
+def _assert_stopped(dev: DevRun, started: dict[int, str]) -> None:
+    """make dev said it stopped everything, nox succeeded, and no process it started or port is left."""
+    output = dev.log_path.read_text()
+    assert "Stopped; nothing is left running." in output
+    assert "Session dev was successful" in output, output[-2000:]
+    assert _alive(started) == {}
+    assert not port_is_open("127.0.0.1", dev.port)
+    assert not port_is_open("127.0.0.1", dev.lms_port)
+
+
+async def _spawn_form(page: Page, lms_url: str, role: str, shot: str) -> list[str]:
+    await page.goto(lms_url)
+    await page.click(f"button:has-text('Launch as {role} of Sample Course 101 (LTI 1.1)')")
+    await page.wait_for_url("**/hub/spawn**")
+    await screenshot(page, shot)
+    return list(await page.locator("input[name=profile]").evaluate_all("es => es.map(e => e.value)"))
+
+
+@pytest.mark.browser
+async def test_make_dev_shows_hubkit_and_ctrl_c_stops_everything(tmp_path: Path, browser: Browser) -> None:
+    dev = _start_make_dev(tmp_path)
+    make = dev.make
+    started: dict[int, str] = {}
+    try:
+        lms = f"http://127.0.0.1:{dev.lms_port}"
 
         page = await browser.new_page(viewport={"width": 1200, "height": 900})
         await page.goto(lms)
@@ -118,34 +149,15 @@ async def test_make_dev_shows_hubkit_and_ctrl_c_stops_everything(tmp_path: Path,
     finally:
         os.killpg(make.pid, signal.SIGINT)
         make.wait(180)
-    output = log_path.read_text()
-    assert "Stopped; nothing is left running." in output
-    assert "Session dev was successful" in output, output[-2000:]
-    assert _alive(started) == {}
-    assert not port_is_open("127.0.0.1", port)
-    assert not port_is_open("127.0.0.1", lms_port)
+    _assert_stopped(dev, started)
 
 
 def test_sigterm_to_make_dev_stops_everything(tmp_path: Path) -> None:
     """`kill <make's pid>` (SIGTERM, not to the group): make passes it on, nox waits for the full stop."""
-    port, lms_port = free_port(), free_port()
-    log_path = tmp_path / "make-dev.log"
-    args = f"--port {port} --lms-port {lms_port} --workdir {tmp_path / 'dev'}"
-    with log_path.open("w") as log:
-        make = subprocess.Popen(
-            ["make", "dev", f"ARGS={args}"],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    dev = _start_make_dev(tmp_path)
+    make = dev.make
     started: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 600
-        while "Press Ctrl-C" not in log_path.read_text():
-            assert make.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "make dev did not come up in 600 s"
-            time.sleep(1)
         started = _descendants(make.pid)
         names = " ".join(started.values())
         for name in (*PLATFORM_NAMES, "jupyterhub", "configurable-http-proxy", "docker-registry"):
@@ -153,8 +165,4 @@ def test_sigterm_to_make_dev_stops_everything(tmp_path: Path) -> None:
     finally:
         make.send_signal(signal.SIGTERM)
         make.wait(180)
-    output = log_path.read_text()
-    assert "Stopped; nothing is left running." in output
-    assert "Session dev was successful" in output, output[-2000:]
-    assert _alive(started) == {}
-    assert not port_is_open("127.0.0.1", port)
+    _assert_stopped(dev, started)

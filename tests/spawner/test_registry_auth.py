@@ -22,6 +22,32 @@ from hubkit_testing.registry import Auth, RegistryServer
 PASSWORD = "s3cret-" + secrets.token_hex(6)
 TAGS = [f"w_2024_{w}" for w in range(1, 8)] + ["r1_2_3", "r1_10_0", "d_2024_03_07", "d_2024_03_08", "latest"]
 MODES: list[Auth] = ["token", "htpasswd", "none"]
+# Seed 004's tag scheme: releases, weeklies and dailies (nublado's categories).
+CATEGORIES = [
+    {
+        "name": "release",
+        "display_name": "Releases",
+        "pattern": r"^r(\d+)_(\d+)_(\d+)$",
+        "count": 1,
+        "older": 1,
+        "label": "Release {1}.{2}.{3}",
+    },
+    {
+        "name": "weekly",
+        "display_name": "Weekly builds",
+        "pattern": r"^w_(\d{4})_(\d+)$",
+        "count": 2,
+        "older": 2,
+        "label": "Weekly {1} week {2}",
+    },
+    {
+        "name": "daily",
+        "display_name": "Daily builds",
+        "pattern": r"^d_(\d{4})_(\d\d)_(\d\d)$",
+        "count": 1,
+        "label": "Daily {1}-{2}-{3}",
+    },
+]
 
 
 @contextlib.contextmanager
@@ -133,31 +159,7 @@ async def _check_categorised_menu(server: RegistryServer, repo: str) -> None:
             "url": server.url,
             "repository": repo,
             "recommended": "recommended",
-            "categories": [
-                {
-                    "name": "release",
-                    "display_name": "Releases",
-                    "pattern": r"^r(\d+)_(\d+)_(\d+)$",
-                    "count": 1,
-                    "older": 1,
-                    "label": "Release {1}.{2}.{3}",
-                },
-                {
-                    "name": "weekly",
-                    "display_name": "Weekly builds",
-                    "pattern": r"^w_(\d{4})_(\d+)$",
-                    "count": 2,
-                    "older": 2,
-                    "label": "Weekly {1} week {2}",
-                },
-                {
-                    "name": "daily",
-                    "display_name": "Daily builds",
-                    "pattern": r"^d_(\d{4})_(\d\d)_(\d\d)$",
-                    "count": 1,
-                    "label": "Daily {1}-{2}-{3}",
-                },
-            ],
+            "categories": CATEGORIES,
         },
         "py/image",
     )

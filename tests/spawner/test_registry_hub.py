@@ -23,35 +23,10 @@ from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.registry import Auth, RegistryServer
 
 from .conftest import HubMaker, hub_log, show_form
-from .test_registry_auth import MODES, PASSWORD, course_registry
+from .test_registry_auth import CATEGORIES, MODES, PASSWORD, course_registry
 
 REPO = "jupyter/minimal-notebook"  # the platform runs jupyter/* images from its single-user venv
 SECRET = "hk-pull"
-CATEGORIES = [
-    {
-        "name": "release",
-        "display_name": "Releases",
-        "pattern": r"^r(\d+)_(\d+)_(\d+)$",
-        "count": 1,
-        "older": 1,
-        "label": "Release {1}.{2}.{3}",
-    },
-    {
-        "name": "weekly",
-        "display_name": "Weekly builds",
-        "pattern": r"^w_(\d{4})_(\d+)$",
-        "count": 2,
-        "older": 2,
-        "label": "Weekly {1} week {2}",
-    },
-    {
-        "name": "daily",
-        "display_name": "Daily builds",
-        "pattern": r"^d_(\d{4})_(\d\d)_(\d\d)$",
-        "count": 1,
-        "label": "Daily {1}-{2}-{3}",
-    },
-]
 
 
 def create_pull_secret(cp: ControlPlane, namespace: str, server: RegistryServer, password: str) -> None:

@@ -29,38 +29,6 @@ class Export:
     token: str
 
 
-def _bind_pv(cp: ControlPlane, namespace: str, claim: str, path: Path) -> str:
-    pv = f"{claim}-{namespace}"
-    cp.request(
-        "POST",
-        "/api/v1/persistentvolumes",
-        {
-            "metadata": {"name": pv},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "hostPath": {"path": str(path), "type": "Directory"},
-                "claimRef": {"namespace": namespace, "name": claim},
-            },
-        },
-    )
-    cp.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
-        {
-            "metadata": {"name": claim},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "volumeName": pv,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
-    return pv
-
-
 @pytest.fixture
 def export(tmp_path: Path, control_plane: ControlPlane, restricted_namespace: str) -> Iterator[Export]:
     """A home tree and a course tree behind PVCs, and the home provisioner serving the home tree."""
@@ -79,8 +47,8 @@ def export(tmp_path: Path, control_plane: ControlPlane, restricted_namespace: st
     argv += ["--listen", f"127.0.0.1:{port}", "--token-file", str(tmp_path / "token")]
     provisioner = ManagedProcess("provisioner", argv, tmp_path / "provisioner.log").start()
     pvs = [
-        _bind_pv(control_plane, restricted_namespace, "home-nfs", homes),
-        _bind_pv(control_plane, restricted_namespace, "courses-nfs", courses),
+        control_plane.bind_host_path_claim(restricted_namespace, "home-nfs", homes),
+        control_plane.bind_host_path_claim(restricted_namespace, "courses-nfs", courses),
     ]
     try:
 

@@ -405,3 +405,36 @@ class ControlPlane:
 
     def delete_namespace(self, name: str) -> None:
         self.request("DELETE", f"/api/v1/namespaces/{name}")
+
+    def bind_host_path_claim(self, namespace: str, claim: str, path: Path) -> str:
+        """A ReadWriteMany PVC ``claim`` bound to a hostPath PersistentVolume of ``path`` (a directory);
+        returns the PV's name, ``<claim>-<namespace>``."""
+        pv = f"{claim}-{namespace}"
+        self.request(
+            "POST",
+            "/api/v1/persistentvolumes",
+            {
+                "metadata": {"name": pv},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "hostPath": {"path": str(path), "type": "Directory"},
+                    "claimRef": {"namespace": namespace, "name": claim},
+                },
+            },
+        )
+        self.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+            {
+                "metadata": {"name": claim},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "volumeName": pv,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
+        return pv

@@ -54,34 +54,7 @@ def create_course_storage(cp: ControlPlane, namespace: str, courses: Path) -> No
     )
     for path in (courses, course):
         path.chmod(0o1777 if path == course else 0o755)
-    pv = f"{COURSE_CLAIM}-{namespace}"
-    cp.request(
-        "POST",
-        "/api/v1/persistentvolumes",
-        {
-            "metadata": {"name": pv},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "hostPath": {"path": str(courses), "type": "Directory"},
-                "claimRef": {"namespace": namespace, "name": COURSE_CLAIM},
-            },
-        },
-    )
-    cp.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims",
-        {
-            "metadata": {"name": COURSE_CLAIM},
-            "spec": {
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "volumeName": pv,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
+    cp.bind_host_path_claim(namespace, COURSE_CLAIM, courses)
 
 
 def dev_spawner_config(setup: DevSpawnerSetup) -> str:
