@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 
 import httpx
-from conftest import CRYPT_ENV, hubkit_rows, lti13_platform
+from conftest import CRYPT_ENV, hubkit_rows, lti11_config, lti13_platform
 from test_lti13 import CROSS_SITE, initiate, through_lms
 
 from hubkit_testing.hub import Hub
@@ -72,8 +72,6 @@ c.HubKitLTI13Authenticator.id_range = (3004000, 3004999)
 async def test_a_launch_refused_by_allowed_users_writes_nothing(
     hub_factory: Callable[..., Hub], lms: LMSSimulator
 ) -> None:
-    from conftest import lti11_config
-
     hub = hub_factory(
         config=lti11_config(
             'c.Authenticator.allow_all = False\nc.Authenticator.allowed_users = {"someone-else"}\n'
