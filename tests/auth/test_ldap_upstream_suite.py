@@ -52,11 +52,14 @@ async def login(authenticator: HubKitLDAPAuthenticator, username: str, password:
     return model
 
 
-async def test_ldap_auth_allowed(c: Config) -> None:
-    """Mirrors upstream ``test_ldap_auth_allowed``: fry, in ship_crew, logs in."""
+async def test_ldap_auth_allowed(c: Config, planet_express: PlanetExpressSlapd) -> None:
+    """Mirrors upstream ``test_ldap_auth_allowed``: fry, in ship_crew, logs in (over StartTLS, the
+    default ``tls_strategy``, as against upstream's CI server)."""
+    log_offset = len(planet_express.log_path.read_text())
     authorized = await login(HubKitLDAPAuthenticator(config=c), "fry", "fry")
     assert authorized is not None
     assert authorized["name"] == "fry"
+    assert "STARTTLS" in planet_express.log_path.read_text()[log_offset:]
 
 
 async def test_ldap_auth_disallowed(c: Config) -> None:
@@ -99,9 +102,11 @@ async def test_ldap_auth_tls_strategy_on_connect(c: Config, planet_express: Plan
     """Mirrors upstream ``test_ldap_auth_tls_strategy_on_connect``, over LDAPS (upstream: port 636)."""
     c.LDAPAuthenticator.tls_strategy = "on_connect"
     c.LDAPAuthenticator.server_port = planet_express.ldaps_port
+    log_offset = len(planet_express.log_path.read_text())
     authorized = await login(HubKitLDAPAuthenticator(config=c), "fry", "fry")
     assert authorized is not None
     assert authorized["name"] == "fry"
+    assert f"(IP=127.0.0.1:{planet_express.ldaps_port})" in planet_express.log_path.read_text()[log_offset:]
 
 
 async def test_ldap_auth_tls_strategy_insecure(c: Config) -> None:
