@@ -9,9 +9,10 @@ POSTed to a real hub whose only LMS is that consumer; a scenario that mutates pa
 does so the same way here. Where upstream expects ``HTTPError`` the hub must answer 4xx and create no
 user; where it expects a valid launch, 302 and the user. Each test's docstring names the upstream test.
 
-Two upstream tests patch the validator to accept anything and then check the username rule
-(``auth_args``, an unsigned launch from 2020); here the same parameters are signed now instead, since
-HubKit verifies every launch — the username outcomes are upstream's.
+Four upstream authenticator tests patch the validator to accept anything (``auth_args``, a launch from
+2020 with the dummy signature ``abc123``) and then check the username rule; here the same parameters are
+signed now instead, since HubKit verifies every launch, and the username outcomes are upstream's. All
+scenarios pass with upstream's outcomes (docs/auth.md lists no difference for this suite).
 """
 
 from __future__ import annotations
