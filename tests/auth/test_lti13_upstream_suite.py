@@ -20,12 +20,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
 from conftest import lti13_platform, start_hub
-from test_lti13 import CROSS_SITE, initiate, through_lms
+from test_lti13 import CROSS_SITE, initiate
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from hubkit.auth.lti13 import HubKitLTI13Authenticator
@@ -400,30 +400,32 @@ async def test_lti13_callback_handler_check_state_raises_400_if_state_missmatch(
     )
 
 
+async def launch_with_link(hub: Hub, lms: LMSSimulator, link: str) -> httpx.Response:
+    """A launch whose target link (in the login initiation and in the id_token, as platforms send it)
+    is ``link``."""
+    lms.config.hub_url = hub.url
+    who = person()
+    async with hub.client() as client:
+        args = {**lms.login_initiation(who), "target_link_uri": link}
+        r = await client.post("/hub/lti13/oauth_login", data=args, headers=CROSS_SITE)
+        assert r.status_code == 302, r.text
+        query = dict(parse_qsl(urlsplit(r.headers["location"]).query))
+        claims = lms.id_token_claims(who, query["nonce"]) | {LTI + "target_link_uri": link}
+        fields = {"id_token": lms.sign_id_token(claims), "state": query["state"]}
+        return await client.post(query["redirect_uri"], data=fields, headers=CROSS_SITE)
+
+
 async def test_lti13_callback_handler_get_next_url_returns_value_from_state(
     hub: Hub, lms: LMSSimulator
 ) -> None:
     """Mirrors upstream ``test_lti13_callback_handler_get_next_url_returns_value_from_state``: upstream
-    keeps the path of the login initiation's ``target_link_uri`` (or its ``next=``) in the state and
-    lands there.
-
-    Differs from upstream: HubKit lands where the launch's custom parameters say (``custom_next``,
-    ``custom_notebook``, nbgitpuller), else where JupyterHub sends a login; the path of
-    ``target_link_uri`` is not used (docs/auth.md)."""
-    lms.config.hub_url = hub.url
+    keeps the target link's path (or a ``next=`` in it) in the state and lands there; HubKit lands on
+    the target link of the verified id_token (the same link)."""
     notebook = "/hub/user-redirect/lab/tree/week1.ipynb"
-    async with hub.client() as client:
-        args = {**lms.login_initiation(person()), "target_link_uri": hub.url + notebook}
-        r = await client.post("/hub/lti13/oauth_login", data=args, headers=CROSS_SITE)
-        assert r.status_code == 302, r.text
-        r = await through_lms(client, lms, dict(parse_qsl(urlsplit(r.headers["location"]).query)))
+    r = await launch_with_link(hub, lms, hub.url + notebook)
     assert r.status_code == 302, r.text
-    assert r.headers["location"] == "/hub/home"  # upstream: the notebook
-    lms.config.custom = {"next": notebook}
-    try:
-        r = await launch(hub, lms)
-    finally:
-        lms.config.custom = {}
+    assert r.headers["location"] == notebook
+    r = await launch_with_link(hub, lms, hub.url + "/hub/?" + urlencode({"next": notebook}))
     assert r.status_code == 302, r.text
     assert r.headers["location"] == notebook
 
@@ -432,7 +434,8 @@ async def test_lti13_callback_handler_get_next_url_returns_user_default_url(
     hub: Hub, lms: LMSSimulator
 ) -> None:
     """Mirrors upstream ``test_lti13_callback_handler_get_next_url_returns_user_default_url``: without a
-    next URL the launch lands where JupyterHub sends a login (here ``default_url``)."""
+    next URL (the target link is the hub's root) the launch lands where JupyterHub sends a login (here
+    ``default_url``)."""
     r = await launch(hub, lms)
     assert r.status_code == 302, r.text
     assert r.headers["location"] == "/hub/home"

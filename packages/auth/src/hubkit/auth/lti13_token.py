@@ -17,6 +17,7 @@ MESSAGE_TYPE = LTI + "message_type"
 CUSTOM = LTI + "custom"
 ROLES = LTI + "roles"
 CONTEXT = LTI + "context"
+TARGET_LINK = LTI + "target_link_uri"
 
 
 @dataclass(frozen=True)
