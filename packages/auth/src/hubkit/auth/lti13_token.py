@@ -17,6 +17,7 @@ MESSAGE_TYPE = LTI + "message_type"
 CUSTOM = LTI + "custom"
 ROLES = LTI + "roles"
 CONTEXT = LTI + "context"
+TARGET_LINK = LTI + "target_link_uri"
 
 
 @dataclass(frozen=True)
@@ -106,4 +107,9 @@ def verify_id_token(
     platform.check_deployment(claims.get(DEPLOYMENT))
     if claims.get(MESSAGE_TYPE) != "LtiResourceLinkRequest":
         raise LaunchRejected("Only resource link launches can log in to this hub.")
+    if claims.get(LTI + "version") != "1.3.0":
+        raise LaunchRejected("The launch is not an LTI 1.3.0 message; check the LTI version in the LMS.")
+    link = claims.get(LTI + "resource_link")
+    if not isinstance(link, dict) or not link.get("id"):
+        raise LaunchRejected("The launch names no resource link; launch again from the course in the LMS.")
     return claims
