@@ -93,8 +93,8 @@ def test_http_success_is_2xx_and_3xx() -> None:
 
 
 def test_restart_policy() -> None:
-    assert should_restart("Always", 0) and should_restart("Always", 1)
-    assert should_restart("OnFailure", 2) and not should_restart("OnFailure", 0)
+    assert [should_restart("Always", code) for code in (0, 1)] == [True, True]
+    assert [should_restart("OnFailure", code) for code in (0, 2)] == [False, True]
     assert not should_restart("Never", 1)
 
 
@@ -110,7 +110,7 @@ def test_pod_is_ready_only_when_every_running_container_passes_readiness() -> No
     side = ContainerState("side", "img", pid=11, started_at="t", probe_ready=False)
     status = pod_status("Running", "10.244.0.2", "10.244.0.1", "t", [web, side])
     ready = {c["type"]: c["status"] for c in status["conditions"]}
-    assert ready["Ready"] == "False" and ready["ContainersReady"] == "False"
+    assert (ready["Ready"], ready["ContainersReady"]) == ("False", "False")
     assert [c["ready"] for c in status["containerStatuses"]] == [True, False]
     side.probe_ready = True
     status = pod_status("Running", "10.244.0.2", "10.244.0.1", "t", [web, side])
