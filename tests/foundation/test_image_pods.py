@@ -6,9 +6,10 @@ restarted with a growing back-off."""
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,14 @@ exec python3 -m http.server 8080 --bind 0.0.0.0
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
-    return build_local_image("services")
+def image() -> Iterator[str]:
+    """The services image under a tag of this module's own: builds of other worktrees prune the
+    services repository's other tags in the shared container storage, not this one."""
+    built = build_local_image("services")
+    ref = f"localhost/hubkit-local/kubelet-test:{built.rsplit(':', 1)[1]}-{os.getpid()}"
+    subprocess.run(["podman", "tag", built, ref], check=True, capture_output=True)
+    yield ref
+    subprocess.run(["podman", "untag", ref], capture_output=True)
 
 
 def _pod(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
@@ -89,9 +96,10 @@ def test_image_pod_runs_its_volumes_env_and_user_and_gets_ready_by_its_probe(
         "command": ["sh", "-c", SERVER],
         "ports": [{"name": "http", "containerPort": 8080}],
         "env": [
-            {"name": "GREETING", "value": "hello $(POD_IP)"},
-            {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            # $(VAR) expands only variables defined earlier in the list, as in Kubernetes.
+            {"name": "GREETING", "value": "hello $(POD_IP) $(DB_PASSWORD)"},
+            {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
         ],
         "volumeMounts": [
             {"name": "www", "mountPath": "/srv/www"},
@@ -100,7 +108,10 @@ def test_image_pod_runs_its_volumes_env_and_user_and_gets_ready_by_its_probe(
         ],
         # Ready only once /ready exists: the test writes it on the host side of the hostPath volume.
         "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1},
-        "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "initialDelaySeconds": 2},
+        # http.server looks its address up in DNS before it listens, which takes a while without a
+        # cluster DNS: the startup probe holds the liveness probe back until it listens.
+        "startupProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1, "failureThreshold": 60},
+        "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
         "securityContext": {
             "runAsUser": 1234,
             "runAsGroup": 2345,
@@ -138,7 +149,7 @@ def test_image_pod_runs_its_volumes_env_and_user_and_gets_ready_by_its_probe(
         answer.append(text)
         return ok
 
-    eventually(reached, 30, f"the client pod reaching http://{ip}:8080/")
+    eventually(reached, 60, f"the client pod reaching http://{ip}:8080/")
     assert answer[-1] == "served from the image\n"
     time.sleep(2)
     pod = _pod(cp, ns, "web")
@@ -151,7 +162,7 @@ def test_image_pod_runs_its_volumes_env_and_user_and_gets_ready_by_its_probe(
     # What the container saw: its user and groups (fsGroup added), env and volumes, a read-only root.
     assert (www / "uid").read_text() == "1234\n"
     assert set((www / "groups").read_text().split()) == {"2345", "3456"}
-    assert (www / "env").read_text() == f"hello {ip}\ns3cret\n{ip}\ns3cret\n"
+    assert (www / "env").read_text() == f"hello {ip} $(DB_PASSWORD)\ns3cret\n{ip}\ns3cret\n"
     assert (www / "root").read_text() == "read-only\n"
     assert (www / "index.html").stat().st_uid == 1234
     # The liveness probe passes all along: no restart.

@@ -424,8 +424,11 @@ class PodRuntime:
             return
         podman = self.podman_names.get(name)
         if podman is not None:
-            # `podman run` would forward SIGTERM, but a SIGKILL must reach the container itself.
+            # podman stops the container itself (SIGTERM, SIGKILL after the grace period); `podman run`
+            # then exits with the container's code.
             await _succeeds("podman", "rm", "--force", f"--time={max(int(grace_seconds), 0)}", podman)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), timeout=10)
         signal_group(proc.pid, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), timeout=max(grace_seconds, 0.5))

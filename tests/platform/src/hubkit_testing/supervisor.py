@@ -133,7 +133,9 @@ class ContainerSupervisor:
         await self.publish()
         prober = asyncio.create_task(self._probe_run())
         try:
-            return await proc.wait()
+            code = await proc.wait()
+            # Killed by a signal: reported as the shell and the kubelet do, 128 + the signal.
+            return 128 - code if code < 0 else code
         finally:
             prober.cancel()
             await asyncio.gather(prober, return_exceptions=True)
