@@ -163,3 +163,45 @@ def test_nested_mount_inside_a_volume_keeps_the_outer_volume_visible(
     log = Path(pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"].split("log: ")[-1])
     assert pod["status"]["phase"] == "Succeeded", log.read_text()
     assert log.read_text() == "week 1\nmine\n"
+
+
+def test_on_failure_restarts_a_failed_container_and_exec_readiness_follows_it(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """Process mode restarts too: OnFailure runs the container again after the 10 s back-off, the exec
+    readiness probe (run inside the container's namespaces) makes it Ready, and exit 0 ends the pod."""
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    script = (
+        "if [ ! -e /srv/state/once ]; then touch /srv/state/once; exit 1; fi; touch /srv/state/up; sleep 6"
+    )
+    body = _pod(
+        "flaky",
+        {
+            "image": "busybox",
+            "command": ["sh", "-c", script],
+            "volumeMounts": [{"name": "state", "mountPath": "/srv/state"}],
+            "readinessProbe": {"exec": {"command": ["test", "-e", "/srv/state/up"]}, "periodSeconds": 1},
+            "securityContext": {"runAsUser": 1000},
+        },
+        restartPolicy="OnFailure",
+        volumes=[{"name": "state", "hostPath": {"path": str(state)}}],
+    )
+    control_plane.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+    path = f"/api/v1/namespaces/{namespace}/pods/flaky"
+    seen: list[tuple[str, int, bool]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pod = control_plane.request("GET", path)
+        status = (pod.get("status", {}).get("containerStatuses") or [{}])[0]
+        seen.append(
+            (pod["status"].get("phase", ""), status.get("restartCount", 0), status.get("ready", False))
+        )
+        if seen[-1][0] in ("Succeeded", "Failed"):
+            break
+        time.sleep(0.25)
+    assert seen[-1][:2] == ("Succeeded", 1), seen[-5:]
+    assert ("Running", 1, True) in seen  # ready once the probe found /srv/state/up
+    assert not [s for s in seen if s[1] == 0 and s[2]]  # never ready before the restart
+    assert status["lastState"]["terminated"]["exitCode"] == 1

@@ -49,6 +49,9 @@ class ControlPlane:
     # kube-proxy, CoreDNS and kube-router's policy controller (clusternet.py): opt-in, they cost start-up time
     # and hold a machine-wide lock.
     cluster_network: bool = False
+    # Image names the process kubelet runs from locally built images with podman (image mode); images
+    # under localhost/hubkit-local/ always do. See image_run.py.
+    image_map: dict[str, str] = field(default_factory=dict)
     network: ClusterNetwork | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
@@ -282,6 +285,7 @@ class ControlPlane:
                 f"--slot={self.net.slot}",
                 f"--version={KUBERNETES_VERSION}",
                 *([f"--cluster-dns={DNS_SERVICE_IP}"] if self.cluster_network else []),
+                *(f"--image-map={name}={ref}" for name, ref in sorted(self.image_map.items())),
             ],
             env=dict(os.environ) | {SINGLEUSER_ENV_VAR: str(singleuser_env())},
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from .controlplane import ControlPlane
 from .dev_spawner import DevSpawnerSetup, create_course_storage, dev_spawner_config, start_registry
 from .hub import Hub, HubOptions
+from .image_run import ImageRunError, parse_image_map
 from .kubespawner_config import kubespawner_config
 from .lms_simulator import (
     DEV_CONSUMER_KEY,
@@ -61,7 +62,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000, help="public port of the hub (default 8000)")
     parser.add_argument("--lms-port", type=int, default=8001, help="port of the LMS simulator (default 8001)")
     parser.add_argument("--workdir", type=Path, help="state directory (default: a new temporary one)")
+    parser.add_argument(
+        "--image-map",
+        action="append",
+        default=[],
+        metavar="NAME=LOCAL_IMAGE",
+        help="run pods' containers of image NAME (with or without its tag) from the locally built "
+        "LOCAL_IMAGE (images/build-local.sh) with podman; repeat for several images",
+    )
     args = parser.parse_args()
+    try:
+        image_map = parse_image_map(args.image_map)
+    except ImageRunError as e:
+        parser.error(str(e))
     for port, flag in ((args.port, "--port"), (args.lms_port, "--lms-port")):
         if port_is_open("127.0.0.1", port):
             sys.exit(f"Port {port} is already in use; stop what uses it or pass {flag}.")
@@ -74,7 +87,7 @@ def main() -> None:
     # own sessions and are stopped below, in order, however far the start got.
 
     print(f"Starting the Kubernetes control plane in {workdir} ...", flush=True)
-    cp = ControlPlane(workdir / "k8s")
+    cp = ControlPlane(workdir / "k8s", image_map=image_map)
     hub: Hub | None = None
     lms: LMSSimulator | None = None
     registry: RegistryServer | None = None

@@ -16,15 +16,18 @@ import logging
 import os
 import platform
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import podnet
+from .image_run import ImageRunError, parse_image_map
 from .kubeapi import KubeAPI, KubeError
 from .poddns import ClusterDNS
 from .pods import PodRuntime, PodStartError, decode_data
-from .podstatus import pod_status
+from .podstatus import pod_phase, pod_status
+from .probes import ProbeConfigError
+from .supervisor import ContainerSupervisor
 
 log = logging.getLogger("process-kubelet")
 PROCESS_NODE_LABEL = "hubkit.dev/kubelet"
@@ -43,6 +46,8 @@ class KubeletConfig:
     pods: int
     version: str
     cluster_dns: ClusterDNS | None = None
+    # Image names (with or without tag) run from a locally built image (see image_run.py).
+    image_map: dict[str, str] = field(default_factory=dict)
 
 
 def node_manifest(cfg: KubeletConfig) -> dict[str, Any]:
@@ -260,43 +265,54 @@ class Kubelet:
     async def run_pod(self, pod: dict[str, Any]) -> None:
         name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         runtime = PodRuntime(
-            pod, self.net, self.allocate_ip(), self.cfg.state_dir, self, dns=self.cfg.cluster_dns
+            pod,
+            self.net,
+            self.allocate_ip(),
+            self.cfg.state_dir,
+            self,
+            dns=self.cfg.cluster_dns,
+            image_map=self.cfg.image_map,
         )
         self.runtimes[pod["metadata"]["uid"]] = runtime
-        host_ip = str(self.net.gateway)
+        lock = asyncio.Lock()
+
+        async def publish(message: str | None = None, failed: bool = False) -> None:
+            """Report the pod's status as it is now (one report at a time, never out of order)."""
+            async with lock:
+                phase = "Failed" if failed else pod_phase(runtime.containers)
+                pod_ip = None if failed else str(runtime.address)
+                if message is None and phase != "Running":
+                    message = "; ".join(
+                        f"container {c.name} {c.message}" for c in runtime.containers if c.message
+                    )
+                status = pod_status(
+                    phase, pod_ip, str(self.net.gateway), runtime.started_at, runtime.containers, message
+                )
+                try:
+                    await self.api.merge_patch(self._status_path(pod), {"status": status})
+                except KubeError as e:
+                    if e.status != 404:  # a pod deleted meanwhile has no status to report
+                        log.warning("status of pod %s not reported: %s", name, e)
+                except OSError as e:
+                    log.warning("status of pod %s not reported: %s", name, e)
+
         try:
+            supervisors = [ContainerSupervisor(runtime, c, publish) for c in pod["spec"]["containers"]]
             await runtime.start()
-        except PodStartError as e:
+        except (PodStartError, ProbeConfigError) as e:
+            reason = e.reason if isinstance(e, PodStartError) else "CreateContainerConfigError"
             log.warning("pod %s cannot start: %s", name, e)
             for c in runtime.containers:
-                c.reason, c.message = e.reason, str(e)
-            status = pod_status("Failed", None, host_ip, runtime.started_at, runtime.containers, str(e))
-            await self.api.merge_patch(self._status_path(pod), {"status": status})
+                c.reason, c.message = reason, str(e)
+            await publish(str(e), failed=True)
             return
         log.info("pod %s running at %s", name, runtime.address)
-        status = pod_status("Running", str(runtime.address), host_ip, runtime.started_at, runtime.containers)
-        await self.api.merge_patch(self._status_path(pod), {"status": status})
-        # The first container to exit ends the pod (no restarts: a crash is reported, not hidden).
-        waits = {asyncio.ensure_future(p.wait()): n for n, p in runtime.processes.items()}
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for fut in done:
-            state = next(c for c in runtime.containers if c.name == waits[fut])
-            state.exit_code, state.finished_at = (
-                fut.result(),
-                dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            )
-            state.message = f"exited with code {state.exit_code}; log: {runtime._log(state.name)}"
-        phase = (
-            "Succeeded"
-            if all(c.exit_code == 0 for c in runtime.containers if c.exit_code is not None)
-            else "Failed"
-        )
-        log.info("pod %s ended: %s", name, phase)
-        message = "; ".join(f"container {c.name} {c.message}" for c in runtime.containers if c.message)
-        status = pod_status(
-            phase, str(runtime.address), host_ip, runtime.started_at, runtime.containers, message
-        )
-        await self.api.merge_patch(self._status_path(pod), {"status": status})
+        await publish()
+        # Each container is probed and restarted (restartPolicy) on its own; the pod ends when all
+        # have ended for good.
+        await asyncio.gather(*(s.run() for s in supervisors))
+        log.info("pod %s ended: %s", name, pod_phase(runtime.containers))
+        await publish()
 
     async def delete_pod(self, pod: dict[str, Any], previous: asyncio.Task[None] | None) -> None:
         uid, m = pod["metadata"]["uid"], pod["metadata"]
@@ -355,7 +371,19 @@ def main() -> None:
     p.add_argument("--version", default="v1.35.4", help="kubelet version to report")
     p.add_argument("--cluster-dns", help="cluster DNS Service IP for pods with dnsPolicy ClusterFirst")
     p.add_argument("--cluster-domain", default="cluster.local", help="DNS domain of the cluster")
+    p.add_argument(
+        "--image-map",
+        action="append",
+        default=[],
+        metavar="NAME=LOCAL_IMAGE",
+        help="run containers of image NAME (with or without its tag) from the locally built LOCAL_IMAGE "
+        "with podman (image mode); images under localhost/hubkit-local/ always run that way",
+    )
     a = p.parse_args()
+    try:
+        image_map = parse_image_map(a.image_map)
+    except ImageRunError as e:
+        p.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = KubeletConfig(
         a.server,
@@ -369,6 +397,7 @@ def main() -> None:
         a.pods,
         a.version,
         ClusterDNS(a.cluster_dns, a.cluster_domain) if a.cluster_dns else None,
+        image_map,
     )
     asyncio.run(Kubelet(cfg).run())
 

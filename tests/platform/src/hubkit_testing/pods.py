@@ -2,7 +2,9 @@
 
 The kubelet (``kubelet.py``) decides when; this module does. A pod's containers run as processes in
 the pod's own network namespace (see ``podnet.py``) and a private mount namespace each, as the pod's
-user, from the host's filesystem (see ``images.py`` for what an image contributes).
+user, from the host's filesystem (see ``images.py`` for what an image contributes). A container whose
+image was built here runs from that image with podman instead, in the same network namespace and
+with the same volumes (image mode, see ``image_run.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 
 from . import podnet
 from .container_init import ContainerSpec, Mount
+from .image_run import ImageRun, ImageRunError, env_file, local_image, podman_argv
 from .images import SYSTEM_PATH, ImageProfile, image_profile
 from .poddns import ClusterDNS, resolv_conf
 from .podstatus import ContainerState, now
@@ -77,6 +80,11 @@ class PodRuntime:
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     netns: str = ""
     dns: ClusterDNS | None = None
+    image_map: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, Path] = field(default_factory=dict)
+    # container name -> its current podman container (image mode only)
+    podman_names: dict[str, str] = field(default_factory=dict)
+    launches: int = 0
 
     @property
     def uid(self) -> str:
@@ -98,7 +106,7 @@ class PodRuntime:
         spec = self.pod["spec"]
         self.containers = [ContainerState(c["name"], c.get("image", "")) for c in spec["containers"]]
         self.sandbox.mkdir(parents=True, exist_ok=True)
-        volumes = await self._materialize_volumes()
+        volumes = self.volumes = await self._materialize_volumes()
         self.netns = self.net.netns_name(self.uid[:8])
         veth = f"hk{self.net.slot}v{int(self.address) & 0xFFFF:x}"
         await asyncio.to_thread(podnet.add_pod, self.net, self.netns, veth, self.address)
@@ -110,10 +118,17 @@ class PodRuntime:
                     "InitContainerFailed",
                     f"init container {init['name']} exited with {code}; see {self._log(init['name'])}",
                 )
-        for container, state in zip(spec["containers"], self.containers, strict=True):
-            proc = await self._launch(container, volumes)
-            self.processes[container["name"]] = proc
-            state.pid, state.started_at = proc.pid, now()
+        for container in spec["containers"]:
+            await self.launch(container)
+
+    async def launch(self, container: dict[str, Any]) -> None:
+        """Start (or restart) one of the pod's containers and record it in its state."""
+        state = next(c for c in self.containers if c.name == container["name"])
+        proc = await self._launch(container, self.volumes)
+        self.processes[container["name"]] = proc
+        state.pid, state.started_at = proc.pid, now()
+        podman = self.podman_names.get(container["name"])
+        state.runtime_id = f"podman://{podman}" if podman else None
 
     def _log(self, container: str) -> Path:
         """Container logs outlive the sandbox, so a failed test can still be read afterwards."""
@@ -124,10 +139,82 @@ class PodRuntime:
     async def _launch(
         self, container: dict[str, Any], volumes: dict[str, Path]
     ) -> asyncio.subprocess.Process:
+        image = local_image(container.get("image", ""), self.image_map)
+        if image is not None:
+            argv = await self._image_argv(container, image, volumes)
+        else:
+            argv = await self._process_argv(container, volumes)
+        log = self._log(container["name"]).open("ab")
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    async def _image_argv(self, container: dict[str, Any], image: str, volumes: dict[str, Path]) -> list[str]:
+        """``podman run`` of ``image`` in the pod's network namespace, with the pod's volumes and env."""
+        name = container["name"]
+        if not await _succeeds("podman", "image", "exists", image):
+            raise PodStartError(
+                "ErrImageNeverPull",
+                f"image {image} (for container {name}) is not in the local container storage; "
+                "build it with images/build-local.sh.",
+            )
+        pod_sc = self.pod["spec"].get("securityContext") or {}
+        sc = container.get("securityContext") or {}
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+            uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+            if uid is None:
+                user = (
+                    await _output("podman", "image", "inspect", "--format", "{{.Config.User}}", image)
+                ).strip()
+                uid = 0 if user.split(":")[0] in ("", "0", "root") else user
+            if uid in (0, "0"):
+                raise PodStartError(
+                    "CreateContainerConfigError",
+                    f"container {name} has runAsNonRoot and its image runs as root (uid 0).",
+                )
+        env = await self._env(container, None, image_mode=True)
+        env_path = self.sandbox / f"{name}.env"
+        env_path.touch(mode=0o600)
+        mounts = [self._mount(m, volumes) for m in container.get("volumeMounts") or []]
+        resolv = resolv_conf(self.pod, self.dns)
+        if resolv is not None and all(m.target != "/etc/resolv.conf" for m in mounts):
+            path = self.sandbox / "resolv.conf"
+            path.write_text(resolv)
+            path.chmod(0o644)
+            mounts.append(Mount(str(path), "/etc/resolv.conf", read_only=True))
+        self.launches += 1
+        podman_name = f"hk{self.net.slot}-{self.uid[:8]}-{name}-{self.launches}"
+        try:
+            env_path.write_text(env_file(env))
+            argv = podman_argv(
+                ImageRun(
+                    name=podman_name,
+                    image=image,
+                    netns_path=f"/run/netns/{self.netns}",
+                    hostname=self.pod["metadata"]["name"],
+                    env_file=str(env_path),
+                    container=container,
+                    pod_security=pod_sc,
+                    mounts=mounts,
+                )
+            )
+        except ImageRunError as e:
+            raise PodStartError("CreateContainerConfigError", str(e)) from e
+        self.podman_names[name] = podman_name
+        return argv
+
+    async def _process_argv(self, container: dict[str, Any], volumes: dict[str, Path]) -> list[str]:
         spec = await self._container_spec(container, volumes)
         spec_path = self.sandbox / f"{container['name']}.json"
         spec_path.write_text(spec.to_json())
-        argv = [
+        return [
             "ip",
             "netns",
             "exec",
@@ -141,13 +228,6 @@ class PodRuntime:
             "hubkit_testing.container_init",
             str(spec_path),
         ]
-        log = self._log(container["name"]).open("ab")
-        try:
-            return await asyncio.create_subprocess_exec(
-                *argv, stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True
-            )
-        finally:
-            log.close()
 
     async def _container_spec(self, container: dict[str, Any], volumes: dict[str, Path]) -> ContainerSpec:
         pod_sc = self.pod["spec"].get("securityContext") or {}
@@ -217,12 +297,14 @@ class PodRuntime:
                 source.chmod(parent.stat().st_mode & 0o7777)
         return Mount(str(source), mount["mountPath"], bool(mount.get("readOnly")))
 
-    async def _env(self, container: dict[str, Any], profile: ImageProfile | None) -> dict[str, str]:
-        env = {
-            "PATH": profile.path() if profile else ":".join(SYSTEM_PATH),
-            "HOME": profile.home if profile else "/root",
-            "HOSTNAME": self.pod["metadata"]["name"],
-        }
+    async def _env(
+        self, container: dict[str, Any], profile: ImageProfile | None, image_mode: bool = False
+    ) -> dict[str, str]:
+        # In image mode PATH and HOME come from the image's config (podman sets them).
+        env = {"HOSTNAME": self.pod["metadata"]["name"]}
+        if not image_mode:
+            env["PATH"] = profile.path() if profile else ":".join(SYSTEM_PATH)
+            env["HOME"] = profile.home if profile else "/root"
         for source in container.get("envFrom") or []:
             for kind in ("configMapRef", "secretRef"):
                 if kind in source:
@@ -335,19 +417,74 @@ class PodRuntime:
 
     # --- stop --------------------------------------------------------------------------------
 
+    async def kill_container(self, name: str, grace_seconds: float) -> None:
+        """Stop one container as the kubelet does: SIGTERM, SIGKILL after the grace period."""
+        proc = self.processes.get(name)
+        if proc is None:
+            return
+        podman = self.podman_names.get(name)
+        if podman is not None:
+            # podman stops the container itself (SIGTERM, SIGKILL after the grace period); `podman run`
+            # then exits with the container's code.
+            await _succeeds("podman", "rm", "--force", f"--time={max(int(grace_seconds), 0)}", podman)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), timeout=10)
+        signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), timeout=max(grace_seconds, 0.5))
+        signal_group(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+    async def exec_in(self, name: str, argv: list[str], timeout: float) -> int | None:
+        """Run ``argv`` inside a running container (an exec probe); its exit code, None on timeout."""
+        proc = self.processes.get(name)
+        if proc is None or proc.returncode is not None:
+            return None
+        podman = self.podman_names.get(name)
+        if podman is not None:
+            command = ["podman", "exec", podman, *argv]
+        else:
+            # The container's own network and mount namespaces, as its user, with its environment.
+            spec = ContainerSpec.from_json((self.sandbox / f"{name}.json").read_text())
+            identity = [] if spec.uid is None else [f"--setuid={spec.uid}", f"--setgid={spec.gid or 0}"]
+            env = [f"{k}={v}" for k, v in spec.env.items()]
+            command = ["nsenter", f"--target={proc.pid}", "--mount", "--net", *identity, "--", "env", "-i"]
+            command += [*env, *argv]
+        child = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            return await asyncio.wait_for(child.wait(), timeout=timeout)
+        except TimeoutError:
+            signal_group(child.pid, signal.SIGKILL)
+            await child.wait()
+            return None
+
     async def stop(self, grace_seconds: float) -> None:
         """SIGTERM every container, SIGKILL after the grace period, then remove network and sandbox."""
-        for proc in self.processes.values():
-            signal_group(proc.pid, signal.SIGTERM)
-        waits = [p.wait() for p in self.processes.values()]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waits), timeout=max(grace_seconds, 0.5))
-        for proc in self.processes.values():
-            signal_group(proc.pid, signal.SIGKILL)
-        await asyncio.gather(*(p.wait() for p in self.processes.values()))
+        await asyncio.gather(*(self.kill_container(n, grace_seconds) for n in list(self.processes)))
         if self.netns:
             await asyncio.to_thread(podnet.remove_pod, self.netns)
         await asyncio.to_thread(shutil.rmtree, self.sandbox, True)
+
+
+async def _succeeds(*argv: str) -> bool:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await proc.wait() == 0
+
+
+async def _output(*argv: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await proc.communicate()
+    return out.decode()
 
 
 def decode_data(obj: dict[str, Any], secret: bool) -> dict[str, bytes]:
