@@ -2,9 +2,12 @@
 # Build one of HubKit's images for real with buildah, on a machine that reaches no container registry:
 # the base images are made here from Debian packages instead of pulled.
 #
-#   images/build-local.sh services      # or: nfs-ganesha
+#   images/build-local.sh services      # or: nfs-ganesha, hub, singleuser-slim, proxy, user-scheduler
+#   images/build-local.sh all           # every one of them (`make images`)
+#   images/build-local.sh values        # a helm values file pointing the chart at the `local` tags
 #
-# prints the built image's reference (localhost/hubkit-local/<image>:<key>) on stdout. Steps, each cached
+# prints the built image's reference (localhost/hubkit-local/<image>:<key>) on stdout and points the
+# image's moving tag `local` (localhost/hubkit-local/<image>:local) at it. Steps, each cached
 # in the system's container storage under a key made from its inputs, so an unchanged step is skipped:
 #   1. localhost/hubkit-local/debian:bookworm-<key> — a bookworm rootfs from mmdebstrap (minbase, no docs,
 #      man pages or locales: what debian:bookworm-slim is), imported as a single-layer image;
@@ -20,23 +23,63 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image=${1:?usage: images/build-local.sh services|nfs-ganesha}
+usage="usage: images/build-local.sh all|values|services|nfs-ganesha|hub|singleuser-slim|proxy|user-scheduler"
+image=${1:?$usage}
 mirror=${HUBKIT_DEBIAN_MIRROR:-http://deb.debian.org}
 repo=localhost/hubkit-local
+all=(nfs-ganesha services hub singleuser-slim proxy user-scheduler)
+if [ "$image" = all ]; then
+  for one in "${all[@]}"; do
+    start=$(date +%s%N)
+    ref=$("$0" "$one")
+    ms=$((($(date +%s%N) - start) / 1000000))
+    printf '%s\t%d.%d s\n' "$ref" $((ms / 1000)) $((ms % 1000 / 100))
+  done
+  exit 0
+fi
+if [ "$image" = values ]; then
+  # What `helm install -f` needs to run every image from the `local` tags: HubKit's own templates follow
+  # `images`; zero-to-jupyterhub's take their images from its own keys.
+  cat <<VALUES
+images:
+  registry: $repo
+  tag: local
+jupyterhub:
+  hub:
+    image: {name: $repo/hub, tag: local}
+  proxy:
+    chp:
+      image: {name: $repo/proxy, tag: local}
+  singleuser:
+    image: {name: $repo/singleuser-slim, tag: local}
+  scheduling:
+    userScheduler:
+      image: {name: $repo/user-scheduler, tag: local}
+VALUES
+  exit 0
+fi
 log() { echo "[build-local] $*" >&2; }
 key() { sha256sum | cut -c1-16; }
 exists() { buildah inspect --type image "$1" >/dev/null 2>&1; }
 # Remove the other tags of a repository (older keys) with their layers; one still in use by another image
 # stays.
 prune() {
-  buildah images --format '{{.Name}}:{{.Tag}}' | grep -x "${1%:*}:.*" | grep -vx "$1" \
+  buildah images --format '{{.Name}}:{{.Tag}}' | grep -x "${1%:*}:.*" | grep -vx -e "$1" -e "${1%:*}:local" \
     | xargs -r -n1 buildah rmi >/dev/null 2>&1 || true
 }
 
 case "$image" in
   services) base=python; context=.; inputs=(images/services packages/services) ;;
   nfs-ganesha) base=debian; context=images/nfs-ganesha; inputs=(images/nfs-ganesha) ;;
-  *) echo "images/build-local.sh: no local build for '$image' (its base cannot be made here)" >&2; exit 2 ;;
+  hub) base=python; context=.; inputs=(images/hub packages/spawner packages/auth packages/services) ;;
+  singleuser-slim) base=python; context=images/singleuser-slim; inputs=(images/singleuser-slim) ;;
+  proxy) base=debian; context=.
+    inputs=(images/proxy tests/platform/npm/package.json tests/platform/npm/package-lock.json) ;;
+  user-scheduler) base=debian; inputs=(images/user-scheduler)
+    # The kube-scheduler tests/platform/go/build.sh builds (cached; built now if it is not).
+    context=$(bash tests/platform/go/build.sh core | tail -n1)
+    [ -x "$context/kube-scheduler" ] || { echo "images/build-local.sh: no kube-scheduler in $context" >&2; exit 1; } ;;
+  *) echo "images/build-local.sh: no local build for '$image' ($usage)" >&2; exit 2 ;;
 esac
 
 # One build at a time on this machine (parallel test sessions share the storage and the tags).
@@ -94,8 +137,11 @@ base_ref=${!base}
 mapfile -t files < <(git ls-files --cached --others --exclude-standard -- "${inputs[@]}" | LC_ALL=C sort -u)
 present=()
 for f in "${files[@]}"; do if [ -f "$f" ]; then present+=("$f"); fi; done
+extra=()
+if [ "$image" = user-scheduler ]; then extra=("$context/kube-scheduler"); fi
 ref=$repo/$image:$( (buildah inspect --type image --format '{{.FromImageID}}' "$base_ref"
-  sha256sum "${present[@]}") | key)
+  sha256sum "${present[@]}"
+  if [ "${#extra[@]}" -gt 0 ]; then sha256sum <"${extra[0]}"; fi) | key)
 if exists "$ref"; then
   log "$ref is up to date"
 else
@@ -105,6 +151,11 @@ else
   # trusts. Mounted for the RUN steps only: it is not part of any layer.
   if [ "$base" = python ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
     volumes=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+  fi
+  # npm (the proxy's build stage) is told about it through NODE_EXTRA_CA_CERTS, a build stage ARG.
+  if [ "$image" = proxy ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    volumes=(-v /etc/ssl/certs/ca-certificates.crt:/run/hubkit-host-ca.crt:ro
+      --build-arg NODE_EXTRA_CA_CERTS=/run/hubkit-host-ca.crt)
   fi
   start=$(date +%s)
   # Docker format: the OCI image config has no HEALTHCHECK, and the Dockerfiles declare one.
@@ -116,4 +167,5 @@ else
   [ "$base" = python ] && prune "$python"
   prune "$debian"
 fi
+buildah tag "$ref" "$repo/$image:local"
 echo "$ref"
