@@ -61,10 +61,13 @@ fi
 log() { echo "[build-local] $*" >&2; }
 key() { sha256sum | cut -c1-16; }
 exists() { buildah inspect --type image "$1" >/dev/null 2>&1; }
-# Remove the other tags of a repository (older keys) with their layers; one still in use by another image
-# stays.
+# Remove the older builds of one image: the other tags of its repository in the same family (for the bases,
+# the tag minus its key: debian:bookworm-*, debian:trixie-*, python:3.11-bookworm-*), with their layers; one
+# still in use by another image stays, and so does the moving tag `local`.
 prune() {
-  buildah images --format '{{.Name}}:{{.Tag}}' | grep -x "${1%:*}:.*" | grep -vx -e "$1" -e "${1%:*}:local" \
+  local name=${1%:*} tag=${1##*:} family=""
+  case "$tag" in *-*) family="${tag%-*}-" ;; esac
+  buildah images --format '{{.Name}}:{{.Tag}}' | grep -x "$name:$family[^-]*" | grep -vx -e "$1" -e "$name:local" \
     | xargs -r -n1 buildah rmi >/dev/null 2>&1 || true
 }
 
@@ -73,7 +76,7 @@ case "$image" in
   nfs-ganesha) base=debian; context=images/nfs-ganesha; inputs=(images/nfs-ganesha) ;;
   hub) base=python; context=.; inputs=(images/hub packages/spawner packages/auth packages/services) ;;
   singleuser-slim) base=python; context=images/singleuser-slim; inputs=(images/singleuser-slim) ;;
-  proxy) base=debian; context=.
+  proxy) base=trixie; context=.
     inputs=(images/proxy tests/platform/npm/package.json tests/platform/npm/package-lock.json) ;;
   user-scheduler) base=debian; inputs=(images/user-scheduler)
     # The kube-scheduler tests/platform/go/build.sh builds (cached; built now if it is not).
@@ -88,8 +91,12 @@ mkdir -p "$(dirname "$lock")"
 exec 9>"$lock"
 flock 9
 
-# 1. The Debian base.
-debootstrap_args=(
+# 1. The Debian base: bookworm (every image but the proxy), trixie (the proxy: configurable-http-proxy 5.3
+#    needs Node.js 20, which bookworm does not have; localhost/hubkit-local/debian-trixie:<key>).
+# Prints the base's reference (its key: the recipe); with "build", makes it first when missing.
+debian_base() {
+local suite=$1 build=${2:-}
+local debootstrap_args=(
   --variant=minbase --aptopt='APT::Install-Recommends "false"'
   # merged /usr by symlinks, as bookworm has it, without the usrmerge package (which pulls in Perl)
   --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
@@ -99,28 +106,39 @@ debootstrap_args=(
   --customize-hook='copy-in images/local/docker-clean /etc/apt/apt.conf.d'
   # With docker-clean's empty Dir::Cache::pkgcache, mmdebstrap's final `apt-get clean` misses these.
   --customize-hook='rm -f "$1"/var/cache/apt/*.bin'
-  bookworm
+  "$suite"
 )
-sources=(
-  "deb $mirror/debian bookworm main"
-  "deb $mirror/debian bookworm-updates main"
-  "deb $mirror/debian-security bookworm-security main"
+local sources=(
+  "deb $mirror/debian $suite main"
+  "deb $mirror/debian $suite-updates main"
+  "deb $mirror/debian-security $suite-security main"
 )
-debian=$repo/debian:bookworm-$( (printf '%s\n' "${debootstrap_args[@]}" "${sources[@]}"
+# bookworm: debian:bookworm-<key>; another suite has a repository of its own (debian-trixie:<key>).
+local ref name=debian:$suite-
+if [ "$suite" != bookworm ]; then name=debian-$suite:; fi
+ref=$repo/$name$( (printf '%s\n' "${debootstrap_args[@]}" "${sources[@]}"
   cat images/local/docker-clean) | key)
-if ! exists "$debian"; then
-  log "making $debian with mmdebstrap"
+if [ -n "$build" ] && ! exists "$ref"; then
+  log "making $ref with mmdebstrap"
+  local work ctr
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
+  # shellcheck disable=SC2064  # expanded now: $work is local
+  trap "rm -rf '$work'" EXIT
   mmdebstrap --quiet "${debootstrap_args[@]}" "$work/rootfs.tar" "${sources[@]}" >&2
   ctr=$(buildah from scratch)
   buildah add --quiet "$ctr" "$work/rootfs.tar" / >/dev/null
   buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --cmd bash --label org.opencontainers.image.description="Debian bookworm (mmdebstrap minbase), local" \
+    --cmd bash --label org.opencontainers.image.description="Debian $suite (mmdebstrap minbase), local" \
     "$ctr"
-  buildah commit --quiet --rm "$ctr" "$debian" >/dev/null
+  buildah commit --quiet --rm "$ctr" "$ref" >/dev/null
   rm -rf "$work"
+  trap - EXIT
 fi
+echo "$ref"
+}
+debian=$(debian_base bookworm build)
+trixie=$(debian_base trixie)
+if [ "$base" = trixie ]; then debian_base trixie build >/dev/null; fi
 
 # 2. The Python base.
 python=$repo/python:3.11-bookworm-$( (buildah inspect --type image --format '{{.FromImageID}}' "$debian"
@@ -164,8 +182,10 @@ else
     -f "images/$image/Dockerfile" -t "$ref" "$context" >&2
   log "built $ref in $(($(date +%s) - start)) s"
   prune "$ref"
-  [ "$base" = python ] && prune "$python"
-  prune "$debian"
+  case "$base" in
+    python) prune "$python"; prune "$debian" ;;
+    *) prune "${!base}" ;;
+  esac
 fi
 buildah tag "$ref" "$repo/$image:local"
 echo "$ref"
