@@ -86,7 +86,12 @@ def release_namespace(example: Path) -> str:
 def render(chart: Path, example: Path, namespace: str, *extra: str) -> list[dict[str, Any]]:
     result = helm("template", "hubkit", str(chart), "--namespace", namespace, "-f", str(example), *extra)
     assert result.returncode == 0, f"helm template {example.name} failed:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    # z2jh's templates name no namespace: `helm install -n` puts them in the release namespace.
+    for obj in objects:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"].setdefault("namespace", namespace)
+    return objects
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
