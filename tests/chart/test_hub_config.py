@@ -1,4 +1,6 @@
-"""The chart's jupyterhub_config.d files, with each example's values, loaded into a real JupyterHub."""
+"""The chart's hub configuration in a real JupyterHub: zero-to-jupyterhub's own jupyterhub_config.py from the
+rendered chart (tests/chart/_z2jh.py), which loads HubKit's jupyterhub_config.d files, with each example's
+values."""
 
 from __future__ import annotations
 
