@@ -9,7 +9,7 @@ export UV_PYTHON := python3
 NAME ?=
 ARGS ?=
 
-.PHONY: dev test test-latest test-z2jh lint bench chart platform clean
+.PHONY: dev test test-latest test-z2jh lint bench chart images platform clean
 
 $(NOX): noxfile.py
 	python3 -m venv $(BOOT)
@@ -41,6 +41,9 @@ bench: $(NOX) ## all benchmarks in bench/, or one with NAME=<name>
 
 chart: $(NOX) ## the Helm chart: helm lint/template of every example, dry-run apply to the hermetic API server
 	$(NOX) -s chart -- $(ARGS)
+
+images: $(NOX) ## build every HubKit image with buildah (localhost/hubkit-local/<name>:local), cached by input hash
+	$(NOX) -s images
 
 platform: $(NOX) ## only build/install the platform's tools (Go binaries, Debian and npm packages)
 	$(NOX) -s platform

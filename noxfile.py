@@ -107,6 +107,13 @@ def platform(session: nox.Session) -> None:
     _platform_tools(session)
 
 
+@nox.session(python=False)
+def images(session: nox.Session) -> None:
+    """Build every HubKit image with buildah (images/build-local.sh all), each cached by its inputs' hash."""
+    _platform_tools(session)  # buildah, mmdebstrap; the kube-scheduler of the user-scheduler image
+    session.run("bash", str(ROOT / "images" / "build-local.sh"), "all", external=True)
+
+
 @nox.session
 def test(session: nox.Session) -> None:
     """The whole test suite on the hermetic platform. Extra arguments go to pytest."""

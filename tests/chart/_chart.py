@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import time
@@ -16,6 +18,11 @@ from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.tools import REPO_ROOT, go_tool
 
 CHART = REPO_ROOT / "helm" / "hubkit"
+# zero-to-jupyterhub's chart at the version Chart.yaml pins, unpacked (its chart repository cannot be reached
+# here). It lives beside the repository: <repo>/../shared/vendor, or beside the main checkout when the repo is
+# a git worktree; HUBKIT_Z2JH_CHART names another copy.
+Z2JH_VERSION = "4.4.0"
+Z2JH_VENDOR = Path("shared") / "vendor" / f"zero-to-jupyterhub-{Z2JH_VERSION}" / "jupyterhub"
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
 CLUSTER_SCOPED = {"Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
@@ -25,13 +32,43 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([go_tool("helm"), *args], capture_output=True, text=True, timeout=120)
 
 
-def chart_without_dependencies(workdir: Path) -> Path:
-    """A copy of the chart minus `dependencies` (zero-to-jupyterhub cannot be downloaded here)."""
+def z2jh_chart() -> Path:
+    """The unpacked zero-to-jupyterhub chart (see Z2JH_VENDOR); a clear error where it is missing."""
+    candidates = [Path(os.environ["HUBKIT_Z2JH_CHART"])] if os.environ.get("HUBKIT_Z2JH_CHART") else []
+    candidates.append(REPO_ROOT.parent / Z2JH_VENDOR)
+    common = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        capture_output=True,
+        text=True,
+    )
+    if common.returncode == 0:  # a worktree: beside the main checkout
+        candidates.append(Path(common.stdout.strip()).parent.parent / Z2JH_VENDOR)
+    for path in candidates:
+        if (path / "Chart.yaml").is_file():
+            return path
+    tried = ", ".join(str(p) for p in dict.fromkeys(candidates))
+    raise FileNotFoundError(
+        f"zero-to-jupyterhub {Z2JH_VERSION}'s chart is not at {tried}; unpack its jupyterhub chart there "
+        "or set HUBKIT_Z2JH_CHART to its directory."
+    )
+
+
+def chart_with_z2jh(workdir: Path) -> Path:
+    """A copy of the chart with the real zero-to-jupyterhub chart in charts/, where `helm dependency build`
+    would put it; its version must be the one Chart.yaml pins."""
     copy = workdir / "hubkit"
-    shutil.copytree(CHART, copy)
-    meta = yaml.safe_load((copy / "Chart.yaml").read_text())
-    meta.pop("dependencies", None)
-    (copy / "Chart.yaml").write_text(yaml.safe_dump(meta))
+    shutil.copytree(CHART, copy, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    z2jh = z2jh_chart()
+    (dep,) = yaml.safe_load((copy / "Chart.yaml").read_text())["dependencies"]
+    vendored = yaml.safe_load((z2jh / "Chart.yaml").read_text())["version"]
+    assert dep["version"] == vendored, f"Chart.yaml pins jupyterhub {dep['version']}, {z2jh} is {vendored}"
+    sub = copy / "charts" / "jupyterhub"
+    shutil.copytree(z2jh, sub)
+    # The published chart carries values.schema.json, made from values.schema.yaml at release (z2jh's
+    # tools/generate-json-schema.py); the tag's directory has only the YAML, which helm does not read.
+    if not (sub / "values.schema.json").exists():
+        schema = yaml.safe_load((sub / "values.schema.yaml").read_text())
+        (sub / "values.schema.json").write_text(json.dumps(schema, indent=2))
     return copy
 
 
@@ -49,7 +86,12 @@ def release_namespace(example: Path) -> str:
 def render(chart: Path, example: Path, namespace: str, *extra: str) -> list[dict[str, Any]]:
     result = helm("template", "hubkit", str(chart), "--namespace", namespace, "-f", str(example), *extra)
     assert result.returncode == 0, f"helm template {example.name} failed:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    # z2jh's templates name no namespace: `helm install -n` puts them in the release namespace.
+    for obj in objects:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"].setdefault("namespace", namespace)
+    return objects
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from ._chart import chart_without_dependencies
+from ._chart import chart_with_z2jh
 from ._stand_ins import StandIns
 
 
 @pytest.fixture(scope="session")
 def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """HubKit's chart with the zero-to-jupyterhub dependency left out (no download possible here)."""
-    return chart_without_dependencies(tmp_path_factory.mktemp("chart"))
+    """HubKit's chart with the real zero-to-jupyterhub chart as its dependency (copied, not downloaded)."""
+    return chart_with_z2jh(tmp_path_factory.mktemp("chart"))
 
 
 @pytest.fixture

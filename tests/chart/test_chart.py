@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,50 @@ def test_services_without_kubernetes_access_get_no_token(chart: Path) -> None:
     assert pods["hubkit-prepuller"]["automountServiceAccountToken"] is True
     roles = [o for o in objects if o["kind"] in {"Role", "ClusterRole"}]
     assert not [r for r in roles if "culler" in r["metadata"]["name"] or "keepalive" in r["metadata"]["name"]]
+
+
+def _images(objects: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Every container image of every workload, by workload name."""
+    found: dict[str, set[str]] = {}
+    for obj in [o for o in objects if o["kind"] in WORKLOADS]:
+        spec = obj["spec"]["template"]["spec"]
+        containers = spec.get("initContainers", []) + spec["containers"]
+        found[obj["metadata"]["name"]] = {c["image"] for c in containers}
+    return found
+
+
+def test_every_hubkit_image_follows_the_images_key(chart: Path) -> None:
+    example = CHART / "examples" / "001-course-hubs-shared.yaml"
+    keys = ["--set", "images.registry=registry.example.org/hk", "--set-string", "images.tag=9.9"]
+    images = _images(render(chart, example, "hubkit-system", *keys))
+    hubkit = {name: refs for name, refs in images.items() if name.startswith("hubkit-")}
+    assert hubkit["hubkit-prepuller"] == {"registry.example.org/hk/services:9.9"}
+    assert hubkit["hubkit-packing-scheduler"] == {"registry.example.org/hk/user-scheduler:9.9"}
+    for name, refs in hubkit.items():
+        assert all(ref.startswith("registry.example.org/hk/") and ref.endswith(":9.9") for ref in refs), name
+    # An image's own repository and tag win.
+    own = [
+        "--set",
+        "services.image.repository=mirror.example.org/services",
+        "--set-string",
+        "services.image.tag=1",
+    ]
+    images = _images(render(chart, example, "hubkit-system", *keys, *own))
+    assert images["hubkit-prepuller"] == {"mirror.example.org/services:1"}
+    assert images["hubkit-packing-scheduler"] == {"registry.example.org/hk/user-scheduler:9.9"}
+
+
+def test_the_local_images_values_point_every_pod_at_make_images(chart: Path, tmp_path: Path) -> None:
+    """`images/build-local.sh values`: HubKit's pods and z2jh's hub, proxy and user scheduler run the images
+    `make images` builds (z2jh's pause image for placeholders and image pullers stays upstream's)."""
+    script = CHART.parents[1] / "images" / "build-local.sh"
+    values = tmp_path / "local.yaml"
+    values.write_text(subprocess.run(["bash", str(script), "values"], capture_output=True, text=True).stdout)
+    example = CHART / "examples" / "004-lsst-research.yaml"
+    images = _images(render(chart, example, "jld", "-f", str(values)))
+    for name in ("hub", "proxy", "user-scheduler", "hubkit-culler", "hubkit-prepuller", "hubkit-nfs"):
+        assert images[name], name
+        for ref in images[name]:
+            assert re.fullmatch(r"localhost/hubkit-local/[a-z-]+:local", ref), (name, ref)
+    assert images["hub"] == {"localhost/hubkit-local/hub:local"}
+    assert images["proxy"] == {"localhost/hubkit-local/proxy:local"}

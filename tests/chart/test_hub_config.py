@@ -1,10 +1,11 @@
-"""The chart's jupyterhub_config.d files, with each example's values, loaded into a real JupyterHub."""
+"""The chart's hub configuration in a real JupyterHub: zero-to-jupyterhub's own jupyterhub_config.py from the
+rendered chart (tests/chart/_z2jh.py), which loads HubKit's jupyterhub_config.d files, with each example's
+values."""
 
 from __future__ import annotations
 
 import json
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,14 @@ from hubkit_testing.hub import ADMIN_SERVICE
 from ._chart import (
     CHART,
     EXAMPLES,
-    chart_without_dependencies,
+    chart_with_z2jh,
     example_values,
     find,
     release_namespace,
     render,
 )
 from ._stand_ins import StandIns
+from ._z2jh import admin_made_secrets, harness_config, hub_env, write_etc
 
 HUB_EXAMPLES = [e for e in EXAMPLES if example_values(e).get("jupyterhub", {}).get("enabled", True)]
 SERVICE_NAMES = {
@@ -60,12 +62,7 @@ def _write_config_dir(objects: list[dict[str, Any]], target: Path) -> Path:
     return target
 
 
-def _hub_config(values: dict[str, Any], config_dir: Path) -> str:
-    """What zero-to-jupyterhub's jupyterhub_config.py does with these values: apply hub.config, then exec
-    every jupyterhub_config.d/*.py in name order in one namespace."""
-    hub_config = values["jupyterhub"]["hub"].get("config", {})
-    return f"""
-import glob as _glob
+READ_SERVICES = f"""
 c.JupyterHub.load_roles.append(
     {{
         "name": "hubkit-test-read-services",
@@ -73,11 +70,6 @@ c.JupyterHub.load_roles.append(
         "services": [{ADMIN_SERVICE!r}],
     }}
 )
-for _section, _traits in {hub_config!r}.items():
-    for _name, _value in _traits.items():
-        setattr(c[_section], _name, _value)
-for _path in sorted(_glob.glob({str(config_dir)!r} + "/*.py")):
-    exec(compile(open(_path).read(), _path, "exec"))
 """
 
 
@@ -97,11 +89,13 @@ def _start_hub(
     stand_ins: StandIns,
     env: dict[str, str] | None = None,
 ) -> StartedHub:
-    """A real JupyterHub running the chart's jupyterhub_config.d files with the example's values."""
+    """A real JupyterHub running zero-to-jupyterhub's own jupyterhub_config.py from the rendered chart, with
+    the hub pod's files (z2jh's ConfigMap and Secret, HubKit's jupyterhub_config.d) and environment."""
     values = example_values(example)
-    objects = render(chart, example, release_namespace(example))
-    config_dir = _write_config_dir(objects, tmp_path / "jupyterhub_config.d")
-    settings_file = config_dir / "hubkit-settings.json"
+    namespace = release_namespace(example)
+    objects = render(chart, example, namespace)
+    etc = write_etc(objects, tmp_path / "etc")
+    settings_file = etc / "jupyterhub" / "jupyterhub_config.d" / "hubkit-settings.json"
     settings = json.loads(settings_file.read_text())
     # In the cluster the hub reaches each service at its Service name; here nothing resolves those names
     # (the hub would wait on DNS at start), so point them at a loopback stand-in, keeping the path.
@@ -111,15 +105,9 @@ def _start_hub(
         assert service["url"] == f"http://{name}:{port}"
         service["url"] = stand_ins.start(name)
     settings_file.write_text(json.dumps(settings))
-    token = secrets.token_hex(16)
-    hub_env = {
-        "HUBKIT_HUB_SETTINGS": str(config_dir / "hubkit-settings.json"),
-        "HUBKIT_CULLER_API_TOKEN": token,
-        "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),  # z2jh generates CryptKeeper.keys
-        **(env or {}),
-    }
-    hub = hub_factory(_hub_config(values, config_dir), env=hub_env)
-    return StartedHub(hub, values, settings, token)
+    hub_env_vars = hub_env(objects, namespace, admin_made_secrets(objects)) | (env or {})
+    hub = hub_factory(harness_config(READ_SERVICES), env=hub_env_vars, etc_dir=etc)
+    return StartedHub(hub, values, settings, hub_env_vars.get("HUBKIT_CULLER_API_TOKEN", ""))
 
 
 @pytest.mark.parametrize("example", HUB_EXAMPLES, ids=lambda p: p.stem)
@@ -130,6 +118,15 @@ async def test_hub_starts_with_the_hubkit_configuration(
     hub, values, settings, token = started.hub, started.values, started.settings, started.culler_token
 
     log = hub.log_path.read_text()
+    # z2jh's own jupyterhub_config.py ran, on the chart's rendered values, and loaded HubKit's files.
+    assert "Loading /usr/local/etc/jupyterhub/secret/values.yaml" in log, log[-2000:]
+    for name in (
+        "00-hubkit-settings.py",
+        "10-hubkit-spawner.py",
+        "20-hubkit-auth.py",
+        "30-hubkit-services.py",
+    ):
+        assert f"Loading /usr/local/etc/jupyterhub/jupyterhub_config.d config: {name}" in log
     assert re.search(r"Using Spawner: hubkit\.spawner\.\S*HubKitSpawner", log), log[-2000:]
     choice = values.get("hub", {}).get("authenticator", "none")
     expected_auth = AUTHENTICATORS.get(choice, "TmpAuthenticator")
@@ -192,7 +189,7 @@ def _exec_files(
 
 def render_default(tmp_path: Path) -> list[dict[str, Any]]:
     """The chart with its default values (no service enabled)."""
-    return render(chart_without_dependencies(tmp_path), CHART / "values.yaml", "default")
+    return render(chart_with_z2jh(tmp_path), CHART / "values.yaml", "default")
 
 
 def test_an_unknown_authenticator_stops_the_hub_with_one_sentence(tmp_path: Path) -> None:
@@ -238,7 +235,7 @@ def test_examples_wire_zero_to_jupyterhub_to_the_hubkit_objects(example: Path) -
     """What the chart cannot template into the z2jh subchart, each example's values must say."""
     values = example_values(example)
     hub = values["jupyterhub"]["hub"]
-    assert hub["image"]["name"] == "ghcr.io/hubkit/hub", "HubKit needs its JupyterHub 6 hub image"
+    assert hub["image"]["name"] == "ghcr.io/hubkit/hub", "HubKit's packages are in its own hub image"
     (volume,) = [v for v in hub["extraVolumes"] if v.get("configMap", {}).get("name") == "hubkit-hub-config"]
     (mount,) = [m for m in hub["extraVolumeMounts"] if m["name"] == volume["name"]]
     assert mount["mountPath"] == "/usr/local/etc/jupyterhub/jupyterhub_config.d"
@@ -277,7 +274,8 @@ async def test_the_real_hub_asks_the_keepalive_the_chart_enables(
     chart: Path, tmp_path: Path, hub_factory: Any, stand_ins: StandIns, control_plane: ControlPlane
 ) -> None:
     """Seed 004 runs the keepalive beside its hub: the real hub's spawner asks the keepalive's GET /health,
-    at the URL the chart's settings name, before a spawn, and refuses it while the homes are down. (The
+    at the URL the chart's settings name, before a spawn, and refuses it while the homes are down (the
+    spawn fails with HubKit's sentence). (The
     prepuller's /status is read only when the spawn form renders, which needs a browser login this example's
     OAuth authenticators cannot give here; its URL is checked by the next test.)"""
     example = CHART / "examples" / "004-lsst-research.yaml"
@@ -289,8 +287,20 @@ async def test_the_real_hub_asks_the_keepalive_the_chart_enables(
 
     stand_ins.answer("hubkit-nfs-keepalive", "/health", 503, HOMES_DOWN)
     async with hub.client(headers={"Authorization": f"token {hub.admin_token}"}) as c:
-        refused = await c.post(f"/hub/api/users/{user}/server", json={"profile": "lsst"})
-    assert (refused.status_code, refused.json()["message"]) == (400, REFUSAL), refused.text
+        # z2jh sets slow_spawn_timeout 0: the API answers 202 at once and the refusal ends the spawn, which
+        # the progress stream (what the spawn page shows) reports as failed with HubKit's sentence.
+        started = await c.post(f"/hub/api/users/{user}/server", json={"profile": "lsst"})
+        assert started.status_code == 202, started.text
+        events = []
+        async with c.stream("GET", f"/hub/api/users/{user}/server/progress") as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+    (last,) = events[-1:]
+    assert last.get("failed") is True, events
+    assert REFUSAL in last["message"], events
+    state = await hub.api("GET", f"/users/{user}")
+    assert state["servers"] == {}, "nothing half-started"
     assert stand_ins.paths("hubkit-nfs-keepalive").count("/health") == 1
     assert f"Refused spawn for {user} (jld)" in hub.log_path.read_text()
 

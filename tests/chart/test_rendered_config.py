@@ -153,10 +153,13 @@ def test_each_service_gets_what_its_docs_list_and_no_more(chart: Path, control_p
 
 
 def _hub_rbac(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """HubKit's RBAC for the hub (z2jh's own hub ServiceAccount, Role and RoleBinding are z2jh's)."""
     return [
         o
         for o in objects
-        if o["kind"] in RBAC_KINDS and o["metadata"]["labels"]["app.kubernetes.io/component"] == "hub"
+        if o["kind"] in RBAC_KINDS
+        and o["metadata"]["labels"].get("app.kubernetes.io/name") == "hubkit"
+        and o["metadata"]["labels"]["app.kubernetes.io/component"] == "hub"
     ]
 
 

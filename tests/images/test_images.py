@@ -236,7 +236,18 @@ def test_singleuser_gpu_set_resolves(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "image", ["hub", "hub-jupyterhub6", "services", "singleuser", "singleuser-gpu", "nfs-ganesha"]
+    "image",
+    [
+        "hub",
+        "hub-jupyterhub6",
+        "services",
+        "singleuser",
+        "singleuser-slim",
+        "singleuser-gpu",
+        "nfs-ganesha",
+        "proxy",
+        "user-scheduler",
+    ],
 )
 def test_dockerfile_policies(image: str) -> None:
     """Pinned bases, a non-root final user, no secrets, labels: the rules these Dockerfiles promise."""

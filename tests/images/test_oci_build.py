@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from chart._chart import chart_without_dependencies, render
+from chart._chart import chart_with_z2jh, render
 
 from hubkit_testing.hub import Hub, HubOptions
 from hubkit_testing.processes import free_port
@@ -172,7 +172,7 @@ async def test_chart_culler_deployment_from_the_image_culls_a_real_hub(image: st
         },
     }
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
-    objects = render(chart_without_dependencies(tmp_path), tmp_path / "values.yaml", "hubkit-system")
+    objects = render(chart_with_z2jh(tmp_path), tmp_path / "values.yaml", "hubkit-system")
     pod = PodRun(objects, "hubkit-culler", image, tmp_path, host_network=True)
     token = pod.secret("hubkit-culler-token", "token")
     scopes = ["list:users", "read:users:name", "read:users:activity", "read:servers", "delete:servers"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart._chart import chart_without_dependencies, render
+from chart._chart import chart_with_z2jh, render
 
 from hubkit_testing.processes import free_port
 
@@ -32,7 +32,7 @@ def _render(tmp_path: Path) -> list[dict[str, Any]]:
     values.write_text(
         yaml.safe_dump({"nfs": {"enabled": True, "namespace": "hubkit-nfs", "gracePeriodSeconds": 0}})
     )
-    return render(chart_without_dependencies(tmp_path), values, "hubkit-system")
+    return render(chart_with_z2jh(tmp_path), values, "hubkit-system")
 
 
 @pytest.fixture

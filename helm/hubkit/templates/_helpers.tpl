@@ -35,8 +35,11 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
+{{/* An image reference: the image's own repository and tag, else <images.registry>/<name> and images.tag.
+     Arguments: root, image (its values), name (the image's name under images.registry). */}}
 {{- define "hubkit.image" -}}
-{{- printf "%s:%s" .repository .tag -}}
+{{- $repository := .image.repository | default (printf "%s/%s" .root.Values.images.registry .name) -}}
+{{- printf "%s:%s" $repository (.image.tag | default .root.Values.images.tag) -}}
 {{- end -}}
 
 {{/* A HubKit service Deployment: settings file from a ConfigMap, /health and /metrics on one port.
@@ -78,7 +81,7 @@ spec:
       {{- end }}
       containers:
         - name: {{ .component }}
-          image: {{ include "hubkit.image" .root.Values.services.image }}
+          image: {{ include "hubkit.image" (dict "root" .root "image" .root.Values.services.image "name" "services") }}
           imagePullPolicy: {{ .root.Values.services.image.pullPolicy }}
           command: {{ toJson .command }}
           {{- with .env }}

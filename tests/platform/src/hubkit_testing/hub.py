@@ -35,6 +35,9 @@ class HubOptions:
     hub_ip: str = "127.0.0.1"
     port: int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # A directory the hub sees at /usr/local/etc (in a private mount namespace: nothing changes on the
+    # host), as zero-to-jupyterhub's hub pod sees its ConfigMap and Secret under /usr/local/etc/jupyterhub.
+    etc_dir: Path | None = None
 
 
 class Hub:
@@ -91,6 +94,10 @@ c.JupyterHub.cleanup_servers = True
         config.write_text(self.config_text())
         env = dict(os.environ) | self.options.env
         argv = [sys.executable, "-m", "jupyterhub", "-f", str(config)]
+        if self.options.etc_dir is not None:
+            mount = 'mount --bind "$0" /usr/local/etc && exec "$@"'
+            unshare = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount]
+            argv = [*unshare, str(self.options.etc_dir), *argv]
         self.process = ManagedProcess("jupyterhub", argv, self.log_path, env=env, cwd=w).start()
         self.process.wait_until(self._healthy, timeout, "answering on /hub/health")
         return self

@@ -80,9 +80,15 @@ def kubeconfig(control_plane: ControlPlane, namespace: str) -> Path:
 def hub_factory(tmp_path: Path) -> Iterator[HubFactory]:
     hubs: list[Hub] = []
 
-    def make(config: str = "", hub_ip: str = "127.0.0.1", env: dict[str, str] | None = None) -> Hub:
+    def make(
+        config: str = "",
+        hub_ip: str = "127.0.0.1",
+        env: dict[str, str] | None = None,
+        etc_dir: Path | None = None,
+    ) -> Hub:
         workdir = tmp_path / f"hub{len(hubs)}"
-        hub = Hub(HubOptions(workdir=workdir, config=config, hub_ip=hub_ip, env=env or {}))
+        options = HubOptions(workdir=workdir, config=config, hub_ip=hub_ip, env=env or {}, etc_dir=etc_dir)
+        hub = Hub(options)
         hubs.append(hub)
         return hub.start()
 
