@@ -20,7 +20,8 @@ from hubkit_testing.tools import REPO_ROOT, go_tool
 CHART = REPO_ROOT / "helm" / "hubkit"
 # zero-to-jupyterhub's chart at the version Chart.yaml pins, unpacked (its chart repository cannot be reached
 # here). It lives beside the repository: <repo>/../shared/vendor, or beside the main checkout when the repo is
-# a git worktree; HUBKIT_Z2JH_CHART names another copy.
+# a git worktree or a clone of a local checkout (CI), or beside a folder above the repository;
+# HUBKIT_Z2JH_CHART names another copy.
 Z2JH_VERSION = "4.4.0"
 Z2JH_VENDOR = Path("shared") / "vendor" / f"zero-to-jupyterhub-{Z2JH_VERSION}" / "jupyterhub"
 EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
@@ -43,6 +44,12 @@ def z2jh_chart() -> Path:
     )
     if common.returncode == 0:  # a worktree: beside the main checkout
         candidates.append(Path(common.stdout.strip()).parent.parent / Z2JH_VENDOR)
+    origin = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "remote", "get-url", "origin"], capture_output=True, text=True
+    )
+    if origin.returncode == 0 and origin.stdout.strip().startswith("/"):  # a clone of a local checkout
+        candidates.append(Path(origin.stdout.strip()).parent / Z2JH_VENDOR)
+    candidates += [parent / Z2JH_VENDOR for parent in REPO_ROOT.parents]  # a clone somewhere below it
     for path in candidates:
         if (path / "Chart.yaml").is_file():
             return path
