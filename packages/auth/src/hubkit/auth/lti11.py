@@ -11,6 +11,7 @@ from tornado.web import HTTPError
 from traitlets import Bool, Int, List, Unicode, default
 
 from .accounts import PENDING_KEY, IdentityAuthenticatorMixin
+from .course_membership import COURSE_KEY
 from .exceptions import HubKitAuthError, LaunchRejected, NonceReused
 from .lti11_signature import SignedLaunch, check_launch
 from .lti_handlers import TARGET_ATTR, HubKitLTI11LaunchHandler
@@ -20,6 +21,7 @@ from .lti_launch import (
     check_user_id,
     check_username,
     course_groups,
+    launch_course,
     launch_target,
     target_request,
 )
@@ -160,5 +162,6 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
             "groups": groups,
             # Upstream's auth_state (the launch parameters but oauth_*), HubKit's keys beside them.
             "auth_state": {**lti, "lti11": lti, "lti_consumer": consumer},
+            COURSE_KEY: launch_course(params.get("context_id")),  # only this course's groups change
             PENDING_KEY: pending,  # written (nonce, binding, ids) once check_allowed admits the launch
         }

@@ -15,6 +15,7 @@ from traitlets import Bool as TBool
 from traitlets import Dict, Int, List, Unicode
 
 from .accounts import PENDING_KEY
+from .course_membership import COURSE_KEY
 from .exceptions import HubKitAuthError, LaunchRejected
 from .jwks import JWKSCache
 from .lti11 import LTIOptionsMixin
@@ -27,7 +28,14 @@ from .lti13_token import (
     verify_id_token,
 )
 from .lti_handlers import TARGET_ATTR, IframeCookieMixin, LaunchOnlyMixin, landing_url
-from .lti_launch import check_user_id, check_username, course_groups, launch_target, target_request
+from .lti_launch import (
+    check_user_id,
+    check_username,
+    course_groups,
+    launch_course,
+    launch_target,
+    target_request,
+)
 
 STATE_NAME = "hubkit-lti13-state"
 VERIFIED_ATTR = "_hubkit_lti13_verified"  # the claims the callback handler verified on this request
@@ -276,5 +284,6 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
             "groups": groups,
             # Upstream's auth_state (the verified claims), HubKit's keys beside them.
             "auth_state": {**claims, "lti13": claims, "lti_issuer": platform.issuer},
+            COURSE_KEY: launch_course(str(context.get("id") or "")),  # only this course's groups change
             PENDING_KEY: pending,  # written (nonce, binding, ids) once check_allowed admits the launch
         }
