@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import secrets
+import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -109,12 +110,22 @@ class Launch11Options:
 class LMSSimulator:
     """One simulated LMS platform serving HTTP on 127.0.0.1 in a background thread."""
 
-    def __init__(self, config: LMSConfig, port: int = 0, course: Course | None = None) -> None:
+    def __init__(
+        self,
+        config: LMSConfig,
+        port: int = 0,
+        course: Course | None = None,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``host`` names loopback in the URLs the browser sees (``lms.test`` with a resolver rule);
+        with ``tls`` the simulator serves https."""
         self.config = config
         self.course = course or Course()
+        self.host = host
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "lms-" + secrets.token_hex(4)
-        self._http = LoopbackHTTPServer(_handler_for(self), "lms-simulator", port)
+        self._http = LoopbackHTTPServer(_handler_for(self), "lms-simulator", port, tls)
         self.issued: list[dict[str, Any]] = []
         self.jwks_requests = 0
 
@@ -124,7 +135,12 @@ class LMSSimulator:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where browsers reach the LMS (and its issuer id)."""
+        return self.site_url(self.host)
+
+    def site_url(self, host: str) -> str:
+        """The simulator under another name for loopback (another site to the browser)."""
+        return f"{self._http.scheme}://{host}:{self.port}"
 
     @property
     def issuer(self) -> str:
@@ -132,7 +148,8 @@ class LMSSimulator:
 
     @property
     def jwks_url(self) -> str:
-        return f"{self.url}/jwks"
+        """Where the hub fetches keys: always the loopback address, which the hub can resolve."""
+        return f"{self._http.url}/jwks"
 
     @property
     def authorize_url(self) -> str:
@@ -279,6 +296,17 @@ class LMSSimulator:
             f"<div class='cards'>{cards}</div></section></main></body></html>"
         )
 
+    def frame_page(self, src: str, title: str) -> str:
+        """A course page showing ``src`` in an iframe, the way an LMS embeds a tool."""
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)} - HubKit LMS simulator</title><style>{_PAGE_CSS}</style></head>"
+            f"<body><header><span class='lms'>HubKit LMS simulator</span><span>{html.escape(title)}</span>"
+            f"</header><main><iframe name='tool' src='{html.escape(src)}' title='JupyterHub' "
+            "style='width:100%;height:560px;border:1px solid #ddd' "
+            "allow='clipboard-read; clipboard-write'></iframe></main></body></html>"
+        )
+
     def launch_page(self, version: str, role: str) -> tuple[int, str]:
         person = SAMPLE_PEOPLE.get(role)
         if person is None:
@@ -384,6 +412,11 @@ def _handler_for(lms: LMSSimulator) -> type[BaseHTTPRequestHandler]:
                 self._send(*lms.authorize(query))
             elif len(parts) == 3 and parts[0] == "launch":
                 self._send(*lms.launch_page(parts[1], parts[2]))
+            elif len(parts) == 3 and parts[0] == "frame":  # the launch inside the course page
+                src = f"/launch/{parts[1]}/{parts[2]}"
+                self._send(200, lms.frame_page(src, f"{lms.course.title}: JupyterHub"))
+            elif path == "/frame-hub":  # the hub's login page framed as-is
+                self._send(200, lms.frame_page(lms.config.hub_url.rstrip("/") + "/hub/login", "Hub"))
             else:
                 self._send(404, "Not found.")
 

@@ -10,6 +10,7 @@ from typing import Any
 import jwt
 
 from .exceptions import LaunchRejected
+from .framing import check_origin
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 DEPLOYMENT = LTI + "deployment_id"
@@ -28,10 +29,11 @@ class Platform:
     authorize_url: str
     jwks_url: str
     deployment_ids: tuple[str, ...]
+    frame_origins: tuple[str, ...] = ()  # LMS pages that may show the hub in an iframe
 
     @classmethod
     def from_config(cls, issuer: str, entry: Mapping[str, Any]) -> Platform:
-        unknown = set(entry) - {"client_ids", "authorize_url", "jwks_url", "deployment_ids"}
+        unknown = set(entry) - {"client_ids", "authorize_url", "jwks_url", "deployment_ids", "frame_origins"}
         if unknown:
             raise ValueError(
                 f"LTI 1.3 platform {issuer!r} has unknown settings: {', '.join(sorted(unknown))}."
@@ -43,6 +45,7 @@ class Platform:
                 authorize_url=str(entry["authorize_url"]),
                 jwks_url=str(entry["jwks_url"]),
                 deployment_ids=tuple(entry.get("deployment_ids", ())),
+                frame_origins=tuple(check_origin(str(o)) for o in entry.get("frame_origins", ())),
             )
         except KeyError as e:
             raise ValueError(f"LTI 1.3 platform {issuer!r} lacks the setting {e.args[0]!r}.") from e
