@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from oauthlib.oauth1 import Client  # type: ignore[import-untyped]
 
+from .lms_services import NRPS_CLAIM, AdvantageServices
 from .loopback_http import LoopbackHTTPServer
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -82,6 +83,7 @@ class LMSConfig:
     client_id: str = "hubkit-client-1"
     deployment_id: str = "deployment-1"
     custom: dict[str, str] = field(default_factory=dict)
+    tool_jwks_url: str = ""  # the tool's public keys (LTI Advantage): client assertions are checked with them
 
     @property
     def lti11_launch_url(self) -> str:
@@ -128,6 +130,7 @@ class LMSSimulator:
         self._http = LoopbackHTTPServer(_handler_for(self), "lms-simulator", port, tls)
         self.issued: list[dict[str, Any]] = []
         self.jwks_requests = 0
+        self.services = AdvantageServices(self)
 
     @property
     def port(self) -> int:
@@ -154,6 +157,15 @@ class LMSSimulator:
     @property
     def authorize_url(self) -> str:
         return f"{self.url}/lti13/authorize"
+
+    @property
+    def backend_url(self) -> str:
+        """The simulator as the hub reaches it server to server (loopback address)."""
+        return self._http.url
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.backend_url}/lti13/token"
 
     def start(self) -> LMSSimulator:
         self._http.start()
@@ -238,6 +250,10 @@ class LMSSimulator:
             LTI + "roles": [ROLES_13.get(person.role, person.role)],
             LTI + "context": {"id": course.context_id, "label": course.label, "title": course.title},
             LTI + "custom": dict(self.config.custom),
+            NRPS_CLAIM: {
+                "context_memberships_url": self.services.memberships_url(course.context_id),
+                "service_versions": ["2.0"],
+            },
         }
 
     def sign_id_token(
@@ -392,17 +408,29 @@ def _handler_for(lms: LMSSimulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read results, not logs
             return
 
-        def _send(self, status: int, body: str, content_type: str = "text/html; charset=utf-8") -> None:
+        def _send(
+            self,
+            status: int,
+            body: str,
+            content_type: str = "text/html; charset=utf-8",
+            headers: dict[str, str] | None = None,
+        ) -> None:
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
         def _route(self, query: dict[str, str]) -> None:
             path = urlsplit(self.path).path
             parts = [p for p in path.split("/") if p]
+            if parts[:1] in (["lti13"], ["nrps"]) and path != "/lti13/authorize":
+                answer = lms.services.handle(self.command, path, query, dict(self.headers.items()))
+                self._send(answer.status, json.dumps(answer.body), answer.content_type, answer.headers)
+                return
             if path == "/":
                 self._send(200, lms.index_page())
             elif path == "/jwks":

@@ -38,6 +38,8 @@ from .lti_launch import (
     launch_target,
     target_request,
 )
+from .roster_service import RosterService
+from .tool_key import ToolKey
 
 STATE_NAME = "hubkit-lti13-state"
 VERIFIED_ATTR = "_hubkit_lti13_verified"  # the claims the callback handler verified on this request
@@ -85,7 +87,19 @@ class HubKitLTI13CallbackHandler(LaunchOnlyMixin, IframeCookieMixin, BaseHandler
         if user is None:
             raise HTTPError(403, "This launch is valid, but the hub does not allow this user to log in.")
         self.clear_cookie(STATE_NAME, path=self.hub.base_url)
+        await self.authenticator.after_launch(self, claims)
         self.redirect(landing_url(self, user))
+
+
+class HubKitLTI13JWKSHandler(BaseHandler):  # type: ignore[misc]
+    """``GET /hub/lti13/jwks``: the tool's public key, for the LMS to verify its client assertions."""
+
+    def get(self) -> None:
+        key = self.authenticator.tool_key()
+        if key is None:
+            raise HTTPError(404, "This hub has no LTI tool key (set HubKitLTI13Authenticator.tool_key_file).")
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(key.jwks()))
 
 
 class HubKitLTI13NewWindowHandler(HubKitLTI13CallbackHandler):
@@ -163,12 +177,34 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         nonce still apply).""",
     )
 
+    tool_key_file = Unicode(
+        "",
+        config=True,
+        help="""PEM file of the tool's RSA private key (2048 bits or more), shared by every hub replica.
+        Its public half is served at ``/hub/lti13/jwks`` (the tool's "Public JWK URL" / "Keyset URL" at
+        the LMS); the hub signs its OAuth2 client assertions for LTI Advantage services with it. Empty:
+        no services (roster sync, grade passback) are used.""",
+    )
+    roster_sync_interval = Int(
+        3600,
+        config=True,
+        help="""Seconds between roster (NRPS) syncs of each course an instructor launched from since the
+        hub started (every instructor launch syncs at once too). A failed sync is retried after
+        ``roster_retry_seconds``, doubling after each failure up to this interval. 0 turns scheduled
+        syncs off.""",
+    )
+    roster_retry_seconds = Int(
+        30, config=True, help="First wait (seconds) before retrying a roster sync that failed."
+    )
+
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         self.hubkit_install_frame_policy(app)
+        self.roster.start(app)
         return [
             ("/lti13/oauth_login", HubKitLTI13LoginHandler),
             ("/lti13/oauth_callback", HubKitLTI13CallbackHandler),
             ("/lti13/new_window", HubKitLTI13NewWindowHandler),
+            ("/lti13/jwks", HubKitLTI13JWKSHandler),
             ("/lti13/config", LTI13ConfigHandler),
         ]
 
@@ -188,6 +224,27 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
 
     def hubkit_frame_origins(self) -> list[str]:
         return sorted({o for platform in self.registry().values() for o in platform.frame_origins})
+
+    # --- LTI Advantage services -----------------------------------------------------------------
+
+    def tool_key(self) -> ToolKey | None:
+        if not self.tool_key_file:
+            return None
+        cached: ToolKey | None = getattr(self, "_tool_key", None)
+        if cached is None:
+            cached = self._tool_key = ToolKey.from_pem_file(self.tool_key_file)
+        return cached
+
+    @property
+    def roster(self) -> RosterService:
+        service: RosterService | None = getattr(self, "_roster", None)
+        if service is None:
+            service = self._roster = RosterService(self)
+        return service
+
+    async def after_launch(self, handler: Any, claims: dict[str, Any]) -> None:
+        """An instructor's launch of a course with NRPS: sync its roster now and on the schedule."""
+        await self.roster.after_launch(handler.db, claims)
 
     @property
     def jwks(self) -> JWKSCache:

@@ -30,10 +30,18 @@ class Platform:
     jwks_url: str
     deployment_ids: tuple[str, ...]
     frame_origins: tuple[str, ...] = ()  # LMS pages that may show the hub in an iframe
+    token_url: str = ""  # OAuth2 token endpoint for LTI Advantage services (NRPS, AGS)
 
     @classmethod
     def from_config(cls, issuer: str, entry: Mapping[str, Any]) -> Platform:
-        unknown = set(entry) - {"client_ids", "authorize_url", "jwks_url", "deployment_ids", "frame_origins"}
+        unknown = set(entry) - {
+            "client_ids",
+            "authorize_url",
+            "jwks_url",
+            "deployment_ids",
+            "frame_origins",
+            "token_url",
+        }
         if unknown:
             raise ValueError(
                 f"LTI 1.3 platform {issuer!r} has unknown settings: {', '.join(sorted(unknown))}."
@@ -46,6 +54,7 @@ class Platform:
                 jwks_url=str(entry["jwks_url"]),
                 deployment_ids=tuple(entry.get("deployment_ids", ())),
                 frame_origins=tuple(check_origin(str(o)) for o in entry.get("frame_origins", ())),
+                token_url=str(entry.get("token_url", "")),
             )
         except KeyError as e:
             raise ValueError(f"LTI 1.3 platform {issuer!r} lacks the setting {e.args[0]!r}.") from e

@@ -1,0 +1,203 @@
+"""Roster sync (LTI Advantage NRPS 2.0) against the LMS simulator playing the platform side honestly.
+
+The hub authenticates to the simulator's token endpoint with a client assertion signed by its tool key;
+the simulator verifies it against the hub's own ``/hub/lti13/jwks``, then serves the roster in pages.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hubkit.auth.roster_sync import CourseService, RosterSchedule
+from hubkit.auth.tool_key import ASSERTION_TYPE, ToolKey
+from hubkit_testing.hub import Hub, HubOptions
+from hubkit_testing.lms_services import NRPS_SCOPE, member
+from hubkit_testing.lms_simulator import Course, LMSConfig, LMSSimulator, Person, parse_form
+from hubkit_testing.waiting import eventually
+
+COURSE = Course("nrps-101", "Roster course", "NR101")
+STUDENTS = "course:nrps-101:student"
+CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+
+def write_key(path: Path) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.write_bytes(pem)
+    return path
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LMSSimulator, Hub]]:
+    work = tmp_path_factory.mktemp("nrps")
+    lms = LMSSimulator(LMSConfig(hub_url="http://127.0.0.1:1"), course=COURSE).start()
+    registered = {
+        lms.issuer: {
+            "client_ids": [lms.config.client_id],
+            "authorize_url": lms.authorize_url,
+            "jwks_url": lms.jwks_url,
+            "deployment_ids": [lms.config.deployment_id],
+            "token_url": lms.token_url,
+        }
+    }
+    config = f"""
+c.JupyterHub.authenticator_class = "hubkit-lti13"
+c.JupyterHub.default_url = "/hub/home"
+c.Authenticator.enable_auth_state = True
+c.HubKitLTI13Authenticator.platforms = {registered!r}
+c.HubKitLTI13Authenticator.username_key = "sub"
+c.HubKitLTI13Authenticator.id_range = (3005000, 3005999)
+c.HubKitLTI13Authenticator.tool_key_file = {str(write_key(work / "tool.pem"))!r}
+c.HubKitLTI13Authenticator.roster_sync_interval = 2
+c.HubKitLTI13Authenticator.roster_retry_seconds = 1
+"""
+    env = {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
+    hub = Hub(HubOptions(workdir=work / "hub", config=config, env=env))
+    try:
+        hub.start()
+        lms.config.hub_url = hub.url
+        lms.config.tool_jwks_url = f"{hub.url}/hub/lti13/jwks"
+        yield lms, hub
+    finally:
+        hub.stop()
+        lms.stop()
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def launch(hub: Hub, lms: LMSSimulator, who: Person) -> httpx.Response:
+    """A full LTI 1.3 launch (login initiation, the LMS's form post) as a browser makes it."""
+    async with hub.client() as client:
+        r = await client.post("/hub/lti13/oauth_login", data=lms.login_initiation(who), headers=CROSS_SITE)
+        assert r.status_code == 302, r.text
+        query = dict(parse_qsl(urlsplit(r.headers["location"]).query))
+        async with httpx.AsyncClient() as to_lms:
+            page = await to_lms.get(lms.authorize_url, params=query)
+        action, fields = parse_form(page.text)
+        return await client.post(action, data=fields, headers=CROSS_SITE)
+
+
+async def members_of(hub: Hub, group: str) -> list[str]:
+    return sorted((await hub.api("GET", f"/groups/{group}"))["users"])
+
+
+async def test_the_tool_publishes_its_key_and_the_platform_checks_its_assertions(
+    platform: tuple[LMSSimulator, Hub], tmp_path: Path
+) -> None:
+    lms, hub = platform
+    async with hub.client() as c:
+        jwks = (await c.get("/hub/lti13/jwks")).json()
+    assert [k["alg"] for k in jwks["keys"]] == ["RS256"]
+    assert "d" not in jwks["keys"][0]  # the public half only
+
+    forged = ToolKey.from_pem_file(write_key(tmp_path / "other.pem"))  # not the tool's key
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": forged.client_assertion(lms.config.client_id, lms.token_url),
+        "scope": NRPS_SCOPE,
+    }
+    async with httpx.AsyncClient() as c:
+        refused = await c.post(lms.token_url, data=form)
+        unsigned = await c.post(
+            lms.token_url,
+            data=form
+            | {
+                "client_assertion": jwt.encode(
+                    {"iss": "x"}, "a shared secret is no tool key " * 2, algorithm="HS256"
+                )
+            },
+        )
+    assert refused.status_code == 401, refused.text
+    assert unsigned.status_code == 401, unsigned.text
+    assert refused.json()["error"] == "invalid_client"
+
+
+async def test_groups_follow_the_roster_before_first_launch_and_after_a_drop(
+    platform: tuple[LMSSimulator, Hub],
+) -> None:
+    lms, hub = platform
+    instructor = Person(uid("ins"), "Ida", "instructor")
+    a, b, c, ta = uid("a"), uid("b"), uid("c"), uid("ta")
+    lms.services.roster[COURSE.context_id] = [
+        member(instructor.user_id, "instructor"),
+        member(a, "student"),
+        member(b, "student", status="Inactive"),
+        member(c, "student"),
+        member(ta, "ta"),
+    ]  # three pages of two
+    assert (await launch(hub, lms, instructor)).status_code == 302
+
+    assert await members_of(hub, STUDENTS) == sorted([a, c])  # b is inactive: kept out
+    assert await members_of(hub, "course:nrps-101:ta") == [ta]
+    assert await members_of(hub, "course:nrps-101:instructor") == [instructor.user_id]
+    assert (await hub.api("GET", f"/users/{a}"))["groups"] == [STUDENTS]  # before a ever launched
+    assert "user" in (await hub.api("GET", f"/users/{a}"))["roles"]
+
+    # a then launches: the group stays (the launch agrees with the roster).
+    assert (await launch(hub, lms, Person(a, "A", "student"))).status_code == 302
+    assert await members_of(hub, STUDENTS) == sorted([a, c])
+
+    # c is dropped, b becomes active: the next instructor launch applies it.
+    lms.services.roster[COURSE.context_id] = [
+        member(instructor.user_id, "instructor"),
+        member(a, "student"),
+        member(b, "student"),
+        member(ta, "ta"),
+    ]
+    assert (await launch(hub, lms, instructor)).status_code == 302
+    assert await members_of(hub, STUDENTS) == sorted([a, b])
+    assert (await hub.api("GET", f"/users/{c}"))["groups"] == []
+
+
+async def test_a_platform_error_changes_nothing_and_the_schedule_retries(
+    platform: tuple[LMSSimulator, Hub],
+) -> None:
+    lms, hub = platform
+    instructor = Person(uid("ins"), "Ida", "instructor")
+    a, c = uid("a"), uid("c")
+    lms.services.roster[COURSE.context_id] = [member(instructor.user_id, "instructor"), member(a, "student")]
+    assert (await launch(hub, lms, instructor)).status_code == 302
+    assert await members_of(hub, STUDENTS) == [a]
+
+    # The roster grows to two pages, but page 2 fails: the sync writes nothing (not even page 1's news).
+    lms.services.roster[COURSE.context_id] = [
+        member(instructor.user_id, "instructor"),
+        member(c, "student"),
+        member(a, "student"),
+    ]
+    lms.services.fail_next = {"nrps-page-2": 503}
+    assert (await launch(hub, lms, instructor)).status_code == 302  # the launch itself still works
+    assert await members_of(hub, STUDENTS) == [a]
+    assert "Roster sync failed, nothing changed" in hub.log_path.read_text()
+
+    # The schedule retries (backoff from roster_retry_seconds) and then applies the roster.
+    def retried() -> bool:
+        headers = {"Authorization": f"token {hub.admin_token}"}
+        r = httpx.get(f"{hub.url}/hub/api/groups/{STUDENTS}", headers=headers, timeout=10)
+        return sorted(r.json()["users"]) == sorted([a, c])
+
+    await eventually(retried, timeout=30, what="the retried roster sync")
+
+
+def test_backoff_doubles_after_each_failure_up_to_the_interval() -> None:
+    schedule = RosterSchedule(interval=600, min_backoff=30, max_backoff=600)
+    course = CourseService("https://lms", "client", "ctx", "https://lms/nrps")
+    schedule.remember(course)
+    assert [schedule.failed(course) for _ in range(6)] == [30, 60, 120, 240, 480, 600]
+    schedule.succeeded(course)
+    assert schedule.due() == []
