@@ -4,6 +4,9 @@
   tool's public key fetched from the tool's JWKS URL (``LMSConfig.tool_jwks_url``): RS256 signature,
   ``iss``/``sub`` = the tool's client id, ``aud`` = this endpoint, not expired, ``jti`` never seen.
   Only the LTI Advantage scopes this platform grants are issued.
+- ``GET|POST /ags/<context>/lineitems`` and ``POST /ags/<context>/lineitems/<id>/scores``: AGS 2.0 line
+  items (found by ``resource_link_id``, created on POST) and scores, recorded in ``scores`` after checking
+  the token's scope, the score's range and that the user is on the course's roster.
 - ``GET /nrps/<context>/memberships``: NRPS 2.0 membership container, ``page_size`` members per page,
   ``Link: <...>; rel="next"`` to the next page; needs a bearer token with the NRPS scope.
 
@@ -28,7 +31,10 @@ if TYPE_CHECKING:
 
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
-GRANTED_SCOPES = {NRPS_SCOPE}
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+GRANTED_SCOPES = {NRPS_SCOPE, LINEITEM_SCOPE, SCORE_SCOPE}
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MEMBERSHIPS = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 
@@ -63,13 +69,22 @@ class AdvantageServices:
         self.tokens: dict[str, tuple[frozenset[str], float]] = {}
         self.seen_jti: set[str] = set()
         self.refusals: list[str] = []
+        self.lineitems: dict[str, dict[str, dict[str, Any]]] = {}  # context -> id -> line item
+        self.scores: list[dict[str, Any]] = []  # every accepted score, with its "lineitem"
         self._lock = threading.Lock()
+
+    def lineitems_url(self, context_id: str) -> str:
+        return f"{self.lms.backend_url}/ags/{quote(context_id, safe='')}/lineitems"
 
     def memberships_url(self, context_id: str) -> str:
         return f"{self.lms.backend_url}/nrps/{quote(context_id, safe='')}/memberships"
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes = b""
+    ) -> Answer:
         parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["ags"] and len(parts) >= 3 and parts[2] == "lineitems":
+            return self.ags(method, parts[1], parts[3:], query, headers, body)
         if method == "POST" and path == "/lti13/token":
             return self._failing("token") or self.token(query)
         if method == "GET" and len(parts) == 3 and parts[0] == "nrps" and parts[2] == "memberships":
@@ -132,6 +147,63 @@ class AdvantageServices:
                 raise ValueError("jti already used (a replayed assertion)")
             self.seen_jti.add(claims["jti"])
         return claims
+
+    # --- AGS --------------------------------------------------------------------------------------
+
+    def _scopes(self, headers: dict[str, str]) -> frozenset[str]:
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        scopes, expires = self.tokens.get(auth.removeprefix("Bearer "), (frozenset(), 0.0))
+        return scopes if expires >= time.time() else frozenset()
+
+    def ags(
+        self,
+        method: str,
+        context_id: str,
+        rest: list[str],
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> Answer:
+        scopes = self._scopes(headers)
+        items = self.lineitems.setdefault(context_id, {})
+        url = self.lineitems_url(context_id)
+        if not rest and method == "GET":
+            if LINEITEM_SCOPE not in scopes:
+                return self._refuse(401, "invalid_token", "no valid bearer token with the line item scope")
+            link = query.get("resource_link_id")
+            return Answer(200, [i for i in items.values() if not link or i.get("resourceLinkId") == link])
+        if not rest and method == "POST":
+            if LINEITEM_SCOPE not in scopes:
+                return self._refuse(401, "invalid_token", "no valid bearer token with the line item scope")
+            item = json.loads(body)
+            if not isinstance(item.get("scoreMaximum"), int | float) or item["scoreMaximum"] <= 0:
+                return self._refuse(400, "invalid_request", "a line item needs a positive scoreMaximum")
+            item["id"] = f"{url}/{len(items) + 1}"
+            items[str(len(items) + 1)] = item
+            return Answer(201, item)
+        if len(rest) == 2 and rest[1] == "scores" and method == "POST":
+            if SCORE_SCOPE not in scopes:
+                return self._refuse(401, "invalid_token", "no valid bearer token with the score scope")
+            if rest[0] not in items:
+                return self._refuse(404, "not_found", "no such line item")
+            return self._score(context_id, items[rest[0]], json.loads(body))
+        return Answer(404, {"error": "not_found"})
+
+    def _score(self, context_id: str, item: dict[str, Any], score: dict[str, Any]) -> Answer:
+        given, maximum = score.get("scoreGiven"), score.get("scoreMaximum")
+        if not isinstance(given, int | float) or not isinstance(maximum, int | float):
+            return self._refuse(400, "invalid_request", "scoreGiven and scoreMaximum must be numbers")
+        if not 0 <= given <= maximum:
+            return self._refuse(400, "invalid_request", "scoreGiven is out of range")
+        for field_name in ("userId", "activityProgress", "gradingProgress", "timestamp"):
+            if not score.get(field_name):
+                return self._refuse(400, "invalid_request", f"the score lacks {field_name}")
+        roster = self.roster.get(context_id)
+        if roster is not None and score["userId"] not in {m["user_id"] for m in roster}:
+            return self._refuse(400, "invalid_request", "the user is not on this course")
+        with self._lock:
+            self.scores.append(score | {"lineitem": item["id"]})
+        return Answer(200, {})
 
     # --- NRPS -------------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from oauthlib.oauth1 import Client  # type: ignore[import-untyped]
 
-from .lms_services import NRPS_CLAIM, AdvantageServices
+from .lms_services import AGS_CLAIM, LINEITEM_SCOPE, NRPS_CLAIM, SCORE_SCOPE, AdvantageServices
 from .loopback_http import LoopbackHTTPServer
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -250,6 +250,10 @@ class LMSSimulator:
             LTI + "roles": [ROLES_13.get(person.role, person.role)],
             LTI + "context": {"id": course.context_id, "label": course.label, "title": course.title},
             LTI + "custom": dict(self.config.custom),
+            AGS_CLAIM: {
+                "scope": [LINEITEM_SCOPE, SCORE_SCOPE],
+                "lineitems": self.services.lineitems_url(course.context_id),
+            },
             NRPS_CLAIM: {
                 "context_memberships_url": self.services.memberships_url(course.context_id),
                 "service_versions": ["2.0"],
@@ -427,8 +431,9 @@ def _handler_for(lms: LMSSimulator) -> type[BaseHTTPRequestHandler]:
         def _route(self, query: dict[str, str]) -> None:
             path = urlsplit(self.path).path
             parts = [p for p in path.split("/") if p]
-            if parts[:1] in (["lti13"], ["nrps"]) and path != "/lti13/authorize":
-                answer = lms.services.handle(self.command, path, query, dict(self.headers.items()))
+            if parts[:1] in (["lti13"], ["nrps"], ["ags"]) and path != "/lti13/authorize":
+                headers = dict(self.headers.items())
+                answer = lms.services.handle(self.command, path, query, headers, self._body)
                 self._send(answer.status, json.dumps(answer.body), answer.content_type, answer.headers)
                 return
             if path == "/":
@@ -448,12 +453,16 @@ def _handler_for(lms: LMSSimulator) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, "Not found.")
 
+        _body = b""
+
         def do_GET(self) -> None:
             self._route(dict(parse_qsl(urlsplit(self.path).query)))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            self._body = self.rfile.read(length)
+            is_json = "json" in (self.headers.get("Content-Type") or "")
+            form = {} if is_json else dict(parse_qsl(self._body.decode()))
             self._route(dict(parse_qsl(urlsplit(self.path).query)) | form)
 
     return Handler

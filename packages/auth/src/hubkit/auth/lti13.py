@@ -17,6 +17,8 @@ from traitlets import Dict, Int, List, Unicode
 
 from . import framing
 from .accounts import PENDING_KEY
+from .ags import AGS_CLAIM, CourseGrades, ScoreRequest
+from .ags_handler import HubKitAGSScoresHandler, post_grade
 from .course_membership import COURSE_KEY
 from .exceptions import HubKitAuthError, LaunchRejected
 from .jwks import JWKSCache
@@ -33,6 +35,7 @@ from .lti_handlers import TARGET_ATTR, IframeCookieMixin, LaunchOnlyMixin, landi
 from .lti_launch import (
     check_user_id,
     check_username,
+    course_group_id,
     course_groups,
     launch_course,
     launch_target,
@@ -205,6 +208,7 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
             ("/lti13/oauth_callback", HubKitLTI13CallbackHandler),
             ("/lti13/new_window", HubKitLTI13NewWindowHandler),
             ("/lti13/jwks", HubKitLTI13JWKSHandler),
+            ("/lti13/ags/scores", HubKitAGSScoresHandler),
             ("/lti13/config", LTI13ConfigHandler),
         ]
 
@@ -243,8 +247,26 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         return service
 
     async def after_launch(self, handler: Any, claims: dict[str, Any]) -> None:
-        """An instructor's launch of a course with NRPS: sync its roster now and on the schedule."""
+        """Remember the course's grade service; an instructor's launch with NRPS syncs the roster."""
+        service = claims.get(AGS_CLAIM) or {}
+        context = (claims.get(CONTEXT) or {}).get("id")
+        if isinstance(service, dict) and isinstance(service.get("lineitems"), str) and context:
+            grades = CourseGrades(str(claims["iss"]), str(claims["aud"]), service["lineitems"])
+            self._grades()[course_group_id(str(context))] = grades
         await self.roster.after_launch(handler.db, claims)
+
+    def _grades(self) -> dict[str, CourseGrades]:
+        found: dict[str, CourseGrades] | None = getattr(self, "_course_grades", None)
+        if found is None:
+            found = {}
+            self._course_grades = found
+        return found
+
+    def hubkit_course_grades(self, course: str) -> CourseGrades | None:
+        return self._grades().get(course)
+
+    async def hubkit_post_grade(self, handler: Any, who: Any, score: ScoreRequest) -> str:
+        return await post_grade(self, handler, who, score)
 
     @property
     def jwks(self) -> JWKSCache:

@@ -1,7 +1,9 @@
-"""Roster sync (LTI Advantage NRPS 2.0) against the LMS simulator playing the platform side honestly.
+"""LTI Advantage roster sync (NRPS 2.0) and grade passback (AGS 2.0) against the LMS simulator, which
+plays the platform side honestly.
 
 The hub authenticates to the simulator's token endpoint with a client assertion signed by its tool key;
-the simulator verifies it against the hub's own ``/hub/lti13/jwks``, then serves the roster in pages.
+the simulator verifies it against the hub's own ``/hub/lti13/jwks``, serves the roster in pages and
+records the scores posted to its line items.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from hubkit_testing.lms_simulator import Course, LMSConfig, LMSSimulator, Person
 from hubkit_testing.waiting import eventually
 
 COURSE = Course("nrps-101", "Roster course", "NR101")
+GRADE_SCOPE = "custom:hubkit-grades:post"
+GRADER_TOKEN = secrets.token_hex(16)
 STUDENTS = "course:nrps-101:student"
 CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
 
@@ -62,6 +66,9 @@ c.HubKitLTI13Authenticator.id_range = (3005000, 3005999)
 c.HubKitLTI13Authenticator.tool_key_file = {str(write_key(work / "tool.pem"))!r}
 c.HubKitLTI13Authenticator.roster_sync_interval = 2
 c.HubKitLTI13Authenticator.roster_retry_seconds = 1
+c.JupyterHub.custom_scopes = {{"{GRADE_SCOPE}": {{"description": "Post LMS grades of any course."}}}}
+c.JupyterHub.services.append({{"name": "grader", "api_token": {GRADER_TOKEN!r}}})
+c.JupyterHub.load_roles.append({{"name": "grader", "scopes": ["{GRADE_SCOPE}"], "services": ["grader"]}})
 """
     env = {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
     hub = Hub(HubOptions(workdir=work / "hub", config=config, env=env))
@@ -201,3 +208,64 @@ def test_backoff_doubles_after_each_failure_up_to_the_interval() -> None:
     assert [schedule.failed(course) for _ in range(6)] == [30, 60, 120, 240, 480, 600]
     schedule.succeeded(course)
     assert schedule.due() == []
+
+
+async def post_grade(hub: Hub, token: str, body: dict[str, object]) -> httpx.Response:
+    async with hub.client(headers={"Authorization": f"token {token}"}) as c:
+        return await c.post("/hub/lti13/ags/scores", json=body)
+
+
+async def test_grades_reach_the_lms_line_item_and_refusals_are_plain(
+    platform: tuple[LMSSimulator, Hub],
+) -> None:
+    lms, hub = platform
+    instructor, student, other = (
+        Person(uid("ins"), "Ida", "instructor"),
+        Person(uid("s"), "Sam", "student"),
+        Person(uid("o"), "Olga", "student"),
+    )
+    lms.services.roster[COURSE.context_id] = [
+        member(instructor.user_id, "instructor"),
+        member(student.user_id, "student"),
+        member(other.user_id, "student"),
+    ]
+    for who in (instructor, student):
+        assert (await launch(hub, lms, who)).status_code == 302
+    link = f"{COURSE.context_id}-link-1"
+    score = {"user": student.user_id, "context_id": COURSE.context_id, "resource_link_id": link}
+    score |= {"score_given": 8, "score_maximum": 10, "label": "Week 1"}
+
+    teacher = await hub.user_token(instructor.user_id)
+    r = await post_grade(hub, teacher, score)
+    assert r.status_code == 201, r.text
+    recorded = lms.services.scores[-1]
+    assert recorded["userId"] == student.user_id  # the LMS user id from the student's launch
+    assert (recorded["scoreGiven"], recorded["scoreMaximum"]) == (8, 10)
+    assert (recorded["activityProgress"], recorded["gradingProgress"]) == ("Completed", "FullyGraded")
+    items = list(lms.services.lineitems[COURSE.context_id].values())
+    assert [(i["resourceLinkId"], i["label"], i["id"]) for i in items] == [
+        (link, "Week 1", recorded["lineitem"])
+    ]
+
+    # A grading service's token with the scope posts too, into the same line item.
+    r = await post_grade(hub, GRADER_TOKEN, score | {"user": other.user_id, "score_given": 10})
+    assert r.status_code == 201, r.text
+    assert len(lms.services.lineitems[COURSE.context_id]) == 1
+    assert lms.services.scores[-1]["userId"] == other.user_id
+
+    posted = len(lms.services.scores)
+    learner = await hub.user_token(student.user_id)
+    refusals = [
+        (learner, score, 403, "Nobody can post a grade for themselves."),
+        (learner, score | {"user": other.user_id}, 403, "Only instructors and TAs"),
+        (teacher, score | {"user": uid("nobody")}, 404, "is not on the course"),
+        (teacher, score | {"score_given": 11}, 400, "out of range"),
+        (teacher, score | {"score_given": -1}, 400, "out of range"),
+        (teacher, score | {"score_maximum": 0}, 400, "out of range"),
+        (teacher, {"user": student.user_id}, 400, "The score lacks"),
+    ]
+    for token, body, status, sentence in refusals:
+        r = await post_grade(hub, token, body)
+        assert r.status_code == status, (body, r.text)
+        assert sentence in r.json()["message"], r.text
+    assert len(lms.services.scores) == posted  # nothing refused reached the LMS
