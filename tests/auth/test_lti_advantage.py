@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from hubkit.auth.deep_linking import response_jwt
 from hubkit.auth.roster_sync import CourseService, RosterSchedule
 from hubkit.auth.tool_key import ASSERTION_TYPE, ToolKey
 from hubkit_testing.hub import Hub, HubOptions
@@ -86,10 +87,11 @@ def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def launch(hub: Hub, lms: LMSSimulator, who: Person) -> httpx.Response:
+async def launch(hub: Hub, lms: LMSSimulator, who: Person, message: str = "") -> httpx.Response:
     """A full LTI 1.3 launch (login initiation, the LMS's form post) as a browser makes it."""
     async with hub.client() as client:
-        r = await client.post("/hub/lti13/oauth_login", data=lms.login_initiation(who), headers=CROSS_SITE)
+        initiation = lms.login_initiation(who, message)
+        r = await client.post("/hub/lti13/oauth_login", data=initiation, headers=CROSS_SITE)
         assert r.status_code == 302, r.text
         query = dict(parse_qsl(urlsplit(r.headers["location"]).query))
         async with httpx.AsyncClient() as to_lms:
@@ -269,3 +271,56 @@ async def test_grades_reach_the_lms_line_item_and_refusals_are_plain(
         assert r.status_code == status, (body, r.text)
         assert sentence in r.json()["message"], r.text
     assert len(lms.services.scores) == posted  # nothing refused reached the LMS
+
+
+async def test_deep_linking_adds_a_signed_link_that_later_launches_land_on(
+    platform: tuple[LMSSimulator, Hub], tmp_path: Path
+) -> None:
+    lms, hub = platform
+    lms.services.roster.pop(COURSE.context_id, None)  # no roster: the sync leaves the groups alone
+    instructor = Person(uid("ins"), "Ida", "instructor")
+    chooser = await launch(hub, lms, instructor, "deeplink")
+    assert chooser.status_code == 200, chooser.text
+    assert "Add a Jupyter link" in chooser.text
+    action, fields = parse_form(chooser.text)
+
+    async with hub.client() as c:
+        bad = await c.post(action, data=fields | {"repo": "https://evil.example/x.git"})
+        answer = await c.post(action, data=fields | {"title": "Week 1", "notebook": "week1/intro.ipynb"})
+    assert bad.status_code == 400, bad.text
+    assert "not allowed on this hub" in bad.text
+    assert answer.status_code == 200, answer.text
+    return_url, response = parse_form(answer.text)
+    assert return_url == f"{lms.url}/lti13/deep_link_return"
+
+    async with httpx.AsyncClient() as to_lms:
+        added = await to_lms.post(return_url, data=response)
+        replayed = await to_lms.post(return_url, data=response)
+        forged_key = ToolKey.from_pem_file(write_key(tmp_path / "forged.pem"))
+        choice = {
+            "client_id": lms.config.client_id,
+            "iss": lms.issuer,
+            "deployment_id": lms.config.deployment_id,
+            "data": lms.services.deep_link_settings(COURSE.context_id)["data"],
+        }
+        forged = await to_lms.post(
+            return_url, data={"JWT": response_jwt(forged_key, choice, "Evil", {"notebook": "x.ipynb"})}
+        )
+    assert added.status_code == 200, added.text
+    assert replayed.status_code == 401, replayed.text
+    assert "replayed" in replayed.text
+    assert forged.status_code == 401, forged.text
+    assert [link["custom"] for link in lms.services.links[COURSE.context_id]] == [
+        {"notebook": "week1/intro.ipynb"}
+    ]
+
+    # A student's launch of the new link lands on the chosen notebook.
+    number = len(lms.services.links[COURSE.context_id])
+    landed = await launch(hub, lms, Person(uid("s"), "Sam", "student"), f"link={number}")
+    assert landed.status_code == 302, landed.text
+    assert landed.headers["location"] == "/hub/user-redirect/lab/tree/week1/intro.ipynb"
+
+    # Students cannot add links.
+    refused = await launch(hub, lms, Person(uid("s"), "Sam", "student"), "deeplink")
+    assert refused.status_code == 403, refused.text
+    assert "Only instructors can add hub links" in refused.text

@@ -7,6 +7,9 @@
 - ``GET|POST /ags/<context>/lineitems`` and ``POST /ags/<context>/lineitems/<id>/scores``: AGS 2.0 line
   items (found by ``resource_link_id``, created on POST) and scores, recorded in ``scores`` after checking
   the token's scope, the score's range and that the user is on the course's roster.
+- ``POST /lti13/deep_link_return``: the tool's ``LtiDeepLinkingResponse`` (form field ``JWT``), verified
+  with the tool's keys (RS256, ``iss`` = client id, ``aud`` = this platform, not expired, nonce never seen,
+  ``data`` of a request this platform issued); its ``ltiResourceLink`` items become course ``links``.
 - ``GET /nrps/<context>/memberships``: NRPS 2.0 membership container, ``page_size`` members per page,
   ``Link: <...>; rel="next"`` to the next page; needs a bearer token with the NRPS scope.
 
@@ -71,6 +74,9 @@ class AdvantageServices:
         self.refusals: list[str] = []
         self.lineitems: dict[str, dict[str, dict[str, Any]]] = {}  # context -> id -> line item
         self.scores: list[dict[str, Any]] = []  # every accepted score, with its "lineitem"
+        self.links: dict[str, list[dict[str, Any]]] = {}  # context -> deep-linked resource links
+        self._deep_link_data: dict[str, str] = {}  # data of issued deep linking requests -> context
+        self.seen_nonces: set[str] = set()
         self._lock = threading.Lock()
 
     def lineitems_url(self, context_id: str) -> str:
@@ -85,6 +91,8 @@ class AdvantageServices:
         parts = [p for p in path.split("/") if p]
         if parts[:1] == ["ags"] and len(parts) >= 3 and parts[2] == "lineitems":
             return self.ags(method, parts[1], parts[3:], query, headers, body)
+        if method == "POST" and path == "/lti13/deep_link_return":
+            return self.deep_link_return(query.get("JWT", ""))
         if method == "POST" and path == "/lti13/token":
             return self._failing("token") or self.token(query)
         if method == "GET" and len(parts) == 3 and parts[0] == "nrps" and parts[2] == "memberships":
@@ -122,19 +130,23 @@ class AdvantageServices:
         body = {"access_token": token, "token_type": "Bearer", "expires_in": 3600, "scope": " ".join(scopes)}
         return Answer(200, body)
 
-    def _verify_assertion(self, assertion: str) -> dict[str, Any]:
+    def _tool_key(self, token: str) -> Any:
         if not self.lms.config.tool_jwks_url:
             raise ValueError("this platform has no JWKS URL registered for the tool")
-        kid = jwt.get_unverified_header(assertion).get("kid")
+        kid = jwt.get_unverified_header(token).get("kid")
         with urllib.request.urlopen(self.lms.config.tool_jwks_url, timeout=5) as r:
             keys = jwt.PyJWKSet.from_dict(json.loads(r.read()))
         key = next((k for k in keys.keys if k.key_id == kid), None)
         if key is None:
             raise ValueError(f"no tool key with kid {kid!r}")
+        return key.key
+
+    def _verify_assertion(self, assertion: str) -> dict[str, Any]:
+        key = self._tool_key(assertion)
         client_id = self.lms.config.client_id
         claims: dict[str, Any] = jwt.decode(
             assertion,
-            key.key,
+            key,
             algorithms=["RS256"],
             audience=self.lms.token_url,
             issuer=client_id,
@@ -147,6 +159,50 @@ class AdvantageServices:
                 raise ValueError("jti already used (a replayed assertion)")
             self.seen_jti.add(claims["jti"])
         return claims
+
+    # --- deep linking ----------------------------------------------------------------------------
+
+    def deep_link_settings(self, context_id: str) -> dict[str, Any]:
+        data = secrets.token_urlsafe(12)
+        with self._lock:
+            self._deep_link_data[data] = context_id
+        return {
+            "deep_link_return_url": f"{self.lms.url}/lti13/deep_link_return",
+            "accept_types": ["ltiResourceLink"],
+            "accept_presentation_document_targets": ["iframe", "window"],
+            "data": data,
+        }
+
+    def deep_link_return(self, token: str) -> Answer:
+        lti, dl = (
+            "https://purl.imsglobal.org/spec/lti/claim/",
+            "https://purl.imsglobal.org/spec/lti-dl/claim/",
+        )
+        try:
+            claims = jwt.decode(
+                token,
+                self._tool_key(token),
+                algorithms=["RS256"],
+                audience=self.lms.issuer,
+                issuer=self.lms.config.client_id,
+                options={"require": ["iss", "aud", "exp", "iat", "nonce"]},
+            )
+        except (jwt.PyJWTError, OSError, ValueError) as e:
+            return self._refuse(401, "invalid_request", f"deep linking response refused: {e}")
+        if claims.get(lti + "message_type") != "LtiDeepLinkingResponse":
+            return self._refuse(400, "invalid_request", "not an LtiDeepLinkingResponse")
+        if claims.get(lti + "deployment_id") != self.lms.config.deployment_id:
+            return self._refuse(400, "invalid_request", "wrong deployment_id")
+        with self._lock:
+            if claims["nonce"] in self.seen_nonces:
+                return self._refuse(401, "invalid_request", "nonce already used (a replayed response)")
+            self.seen_nonces.add(claims["nonce"])
+            context_id = self._deep_link_data.pop(str(claims.get(dl + "data")), None)
+        if context_id is None:
+            return self._refuse(400, "invalid_request", "data does not match a deep linking request")
+        items = [i for i in claims.get(dl + "content_items") or [] if i.get("type") == "ltiResourceLink"]
+        self.links.setdefault(context_id, []).extend(items)
+        return Answer(200, {"added": len(items), "links": len(self.links[context_id])})
 
     # --- AGS --------------------------------------------------------------------------------------
 

@@ -265,12 +265,13 @@ class LMSSimulator:
     ) -> str:
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
-    def login_initiation(self, person: Person) -> dict[str, str]:
-        """The fields of the third-party login initiation the LMS sends to the tool."""
+    def login_initiation(self, person: Person, message: str = "") -> dict[str, str]:
+        """The fields of the third-party login initiation the LMS sends to the tool. ``message``:
+        ``"deeplink"`` for a deep linking request, ``"link=<n>"`` for the course's n-th deep-linked link."""
         return {
             "iss": self.issuer,
             "login_hint": person.user_id,
-            "lti_message_hint": person.role,
+            "lti_message_hint": f"{person.role};{message}" if message else person.role,
             "target_link_uri": self.config.hub_url.rstrip("/") + "/hub/",
             "client_id": self.config.client_id,
             "lti_deployment_id": self.config.deployment_id,
@@ -288,9 +289,24 @@ class LMSSimulator:
             return 400, "The redirect_uri is not registered for this tool."
         if "openid" not in query["scope"].split() or query["response_type"] != "id_token":
             return 400, "Only scope=openid with response_type=id_token is supported."
-        role = query.get("lti_message_hint") or "student"
+        role, _, message = (query.get("lti_message_hint") or "student").partition(";")
         person = Person(query["login_hint"], f"User {query['login_hint']}", role)
         claims = self.id_token_claims(person, query["nonce"])
+        context_id = self.course.context_id
+        if message == "deeplink":
+            claims[LTI + "message_type"] = "LtiDeepLinkingRequest"
+            claims.pop(LTI + "resource_link")
+            claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"] = (
+                self.services.deep_link_settings(context_id)
+            )
+        elif message.startswith("link="):
+            number = int(message.removeprefix("link="))
+            link = self.services.links[context_id][number - 1]
+            claims[LTI + "resource_link"] = {
+                "id": f"{context_id}-dl-{number}",
+                "title": link.get("title", ""),
+            }
+            claims[LTI + "custom"] = dict(link.get("custom") or {})
         self.issued.append(claims)
         fields = {"id_token": self.sign_id_token(claims), "state": query["state"]}
         return 200, auto_submit_form(query["redirect_uri"], fields)

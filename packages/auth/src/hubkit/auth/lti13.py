@@ -15,7 +15,7 @@ from tornado.web import HTTPError, decode_signed_value
 from traitlets import Bool as TBool
 from traitlets import Dict, Int, List, Unicode
 
-from . import framing
+from . import deep_linking, framing
 from .accounts import PENDING_KEY
 from .ags import AGS_CLAIM, CourseGrades, ScoreRequest
 from .ags_handler import HubKitAGSScoresHandler, post_grade
@@ -26,6 +26,7 @@ from .lti11 import LTIOptionsMixin
 from .lti13_token import (
     CONTEXT,
     CUSTOM,
+    MESSAGE_TYPE,
     ROLES,
     Platform,
     unverified_header,
@@ -91,7 +92,33 @@ class HubKitLTI13CallbackHandler(LaunchOnlyMixin, IframeCookieMixin, BaseHandler
             raise HTTPError(403, "This launch is valid, but the hub does not allow this user to log in.")
         self.clear_cookie(STATE_NAME, path=self.hub.base_url)
         await self.authenticator.after_launch(self, claims)
+        if claims.get(MESSAGE_TYPE) == deep_linking.REQUEST:  # an instructor adds a link: the chooser
+            token = deep_linking.choice_token(self, claims)
+            self.finish(deep_linking.chooser_page(self.authenticator.sibling_url(self, "deep_link"), token))
+            return
         self.redirect(landing_url(self, user))
+
+
+class HubKitLTI13DeepLinkHandler(IframeCookieMixin, BaseHandler):  # type: ignore[misc]
+    """``POST /hub/lti13/deep_link``: the instructor's choice → a signed LtiDeepLinkingResponse."""
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # the signed chooser token (bound to that launch, short-lived) authorizes the post
+
+    async def post(self) -> None:
+        auth = self.authenticator
+        form = {k: self.get_body_argument(k, "") for k in ("token", "title", "notebook", "repo", "urlpath")}
+        try:
+            choice = deep_linking.read_choice_token(self, form["token"])
+            custom = deep_linking.chosen_custom(form, self.base_url, list(auth.allowed_git_hosts))
+            key = auth.tool_key()
+            if key is None:
+                raise LaunchRejected("This hub has no LTI tool key to sign the new link with.", 409)
+        except LaunchRejected as e:
+            raise auth.reject(self, e, "deep link") from e
+        signed = deep_linking.response_jwt(key, choice, form["title"], custom)
+        auth.log.info("Deep link for %s: %s", choice["iss"], custom)
+        self.finish(deep_linking.return_page(choice["return_url"], signed))
 
 
 class HubKitLTI13JWKSHandler(BaseHandler):  # type: ignore[misc]
@@ -208,6 +235,7 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
             ("/lti13/oauth_callback", HubKitLTI13CallbackHandler),
             ("/lti13/new_window", HubKitLTI13NewWindowHandler),
             ("/lti13/jwks", HubKitLTI13JWKSHandler),
+            ("/lti13/deep_link", HubKitLTI13DeepLinkHandler),
             ("/lti13/ags/scores", HubKitAGSScoresHandler),
             ("/lti13/config", LTI13ConfigHandler),
         ]
@@ -324,7 +352,11 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         return f"{scheme}://{handler.request.host}{callback}"
 
     def new_window_url(self, handler: Any) -> str:
-        return str(self.login_url(handler.hub.base_url).rsplit("/", 1)[0] + "/new_window")
+        return self.sibling_url(handler, "new_window")
+
+    def sibling_url(self, handler: Any, name: str) -> str:
+        """The path of another of this authenticator's handlers (URL-prefixed when composed)."""
+        return str(self.login_url(handler.hub.base_url).rsplit("/", 1)[0] + "/" + name)
 
     # --- inside an LMS iframe -------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 
+from . import deep_linking
 from .exceptions import LaunchRejected
 from .framing import check_origin
 
@@ -116,6 +117,8 @@ def verify_id_token(
     if isinstance(claims["aud"], list) and len(claims["aud"]) > 1 and azp not in platform.client_ids:
         raise LaunchRejected("The launch is meant for another tool (authorized party does not match).", 401)
     platform.check_deployment(claims.get(DEPLOYMENT))
-    if claims.get(MESSAGE_TYPE) != "LtiResourceLinkRequest":
-        raise LaunchRejected("Only resource link launches can log in to this hub.")
+    if claims.get(MESSAGE_TYPE) == deep_linking.REQUEST:
+        deep_linking.check_request(claims)
+    elif claims.get(MESSAGE_TYPE) != "LtiResourceLinkRequest":
+        raise LaunchRejected("Only resource link and deep linking launches can log in to this hub.")
     return claims
