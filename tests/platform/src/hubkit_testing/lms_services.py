@@ -18,6 +18,7 @@ Tests edit ``roster`` (members per context) and can make one request fail (``fai
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 import threading
@@ -131,10 +132,10 @@ class AdvantageServices:
         return Answer(200, body)
 
     def _tool_key(self, token: str) -> Any:
-        if not self.lms.config.tool_jwks_url:
-            raise ValueError("this platform has no JWKS URL registered for the tool")
+        # Registered with the tool: its JWKS URL, by default the hub's own /hub/lti13/jwks.
+        url = self.lms.config.tool_jwks_url or self.lms.config.hub_url.rstrip("/") + "/hub/lti13/jwks"
         kid = jwt.get_unverified_header(token).get("kid")
-        with urllib.request.urlopen(self.lms.config.tool_jwks_url, timeout=5) as r:
+        with urllib.request.urlopen(url, timeout=5) as r:
             keys = jwt.PyJWKSet.from_dict(json.loads(r.read()))
         key = next((k for k in keys.keys if k.key_id == kid), None)
         if key is None:
@@ -159,6 +160,47 @@ class AdvantageServices:
                 raise ValueError("jti already used (a replayed assertion)")
             self.seen_jti.add(claims["jti"])
         return claims
+
+    # --- the course page's Advantage sections --------------------------------------------------
+
+    def course_sections(self) -> str:
+        """Roster, gradebook and deep-linked links of the sample course, plus their buttons."""
+        context = self.lms.course.context_id
+        rows = "".join(
+            f"<tr><td>{html.escape(m['user_id'])}</td><td>{html.escape(', '.join(_kinds(m['roles'])))}</td>"
+            f"<td>{html.escape(m['status'])}</td></tr>"
+            for m in self.roster.get(context, [])
+        )
+        items = {i["id"]: i for i in self.lineitems.get(context, {}).values()}
+        grades = (
+            "".join(
+                f"<tr><td>{html.escape(str(items.get(s['lineitem'], {}).get('label', s['lineitem'])))}</td>"
+                f"<td>{html.escape(s['userId'])}</td><td>{s['scoreGiven']:g} / {s['scoreMaximum']:g}</td>"
+                f"<td>{html.escape(s['gradingProgress'])}</td></tr>"
+                for s in self.scores
+                if s["lineitem"] in items
+            )
+            or "<tr><td colspan='4'>No grades yet (the hub posts them to /hub/lti13/ags/scores).</td></tr>"
+        )
+        links = "".join(
+            f"<li><form method='get' action='/launch/13/student/link={n}'><button type='submit'>"
+            f"Open {html.escape(str(link.get('title') or 'Jupyter link'))} as student</button></form></li>"
+            for n, link in enumerate(self.links.get(context, []), start=1)
+        )
+        return (
+            "<section><h2>Jupyter links</h2><div class='cards'>"
+            "<div class='card'><form method='get' action='/launch/13/instructor/deeplink'>"
+            "<button type='submit'>Add a Jupyter link (deep linking, as instructor)</button></form>"
+            "<p>The hub asks what the link opens and answers with a signed LtiDeepLinkingResponse.</p></div>"
+            "<div class='card'><form method='get' action='/frame/13/student'>"
+            "<button type='submit'>Open the hub inside this course page</button></form>"
+            "<p>An LTI 1.3 launch inside an iframe of this page.</p></div></div>"
+            f"<ul>{links}</ul></section>"
+            "<section><h2>Roster</h2><p>What the hub reads over NRPS on instructor launches.</p>"
+            f"<table><tr><th>User</th><th>Role</th><th>Status</th></tr>{rows}</table></section>"
+            "<section><h2>Gradebook</h2><table><tr><th>Item</th><th>User</th><th>Score</th>"
+            f"<th>Grading</th></tr>{grades}</table></section>"
+        )
 
     # --- deep linking ----------------------------------------------------------------------------
 
@@ -283,3 +325,7 @@ class AdvantageServices:
         if start + self.page_size < len(members):
             links["Link"] = f'<{url}?page={page + 1}>; rel="next"'
         return Answer(200, body, MEMBERSHIPS, links)
+
+
+def _kinds(roles: list[str]) -> list[str]:
+    return [r.rsplit("#", 1)[-1] for r in roles]

@@ -22,15 +22,17 @@ import uuid
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from oauthlib.oauth1 import Client  # type: ignore[import-untyped]
 
-from .lms_services import AGS_CLAIM, LINEITEM_SCOPE, NRPS_CLAIM, SCORE_SCOPE, AdvantageServices
+from .lms_services import AGS_CLAIM, LINEITEM_SCOPE, NRPS_CLAIM, SCORE_SCOPE, AdvantageServices, member
 from .loopback_http import LoopbackHTTPServer
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -329,7 +331,8 @@ class LMSSimulator:
             "<section><h2>Module 1: Python notebooks</h2><p>Open the course's JupyterHub "
             f"({html.escape(self.config.hub_url)}). Each button signs a sample person in to the hub "
             "with a real, signed LTI launch, the way Canvas or Moodle does, and opens their server.</p>"
-            f"<div class='cards'>{cards}</div></section></main></body></html>"
+            f"<div class='cards'>{cards}</div></section>{self.services.course_sections()}"
+            "</main></body></html>"
         )
 
     def frame_page(self, src: str, title: str) -> str:
@@ -343,14 +346,15 @@ class LMSSimulator:
             "allow='clipboard-read; clipboard-write'></iframe></main></body></html>"
         )
 
-    def launch_page(self, version: str, role: str) -> tuple[int, str]:
+    def launch_page(self, version: str, role: str, message: str = "") -> tuple[int, str]:
         person = SAMPLE_PEOPLE.get(role)
         if person is None:
             return 404, "No such sample person."
         if version == "11":
             return 200, auto_submit_form(self.config.lti11_launch_url, self.lti11_params(person))
         if version == "13":
-            return 200, auto_submit_form(self.config.lti13_login_url, self.login_initiation(person))
+            initiation = self.login_initiation(person, message)
+            return 200, auto_submit_form(self.config.lti13_login_url, initiation)
         return 404, "No such LTI version."
 
 
@@ -459,8 +463,8 @@ def _handler_for(lms: LMSSimulator) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps(lms.jwks()), "application/json")
             elif path == "/lti13/authorize":
                 self._send(*lms.authorize(query))
-            elif len(parts) == 3 and parts[0] == "launch":
-                self._send(*lms.launch_page(parts[1], parts[2]))
+            elif len(parts) in (3, 4) and parts[0] == "launch":  # /launch/<version>/<role>[/<message>]
+                self._send(*lms.launch_page(parts[1], parts[2], parts[3] if len(parts) == 4 else ""))
             elif len(parts) == 3 and parts[0] == "frame":  # the launch inside the course page
                 src = f"/launch/{parts[1]}/{parts[2]}"
                 self._send(200, lms.frame_page(src, f"{lms.course.title}: JupyterHub"))
@@ -499,7 +503,32 @@ def start_dev_lms(hub_url: str = "http://127.0.0.1:8000", port: int = 8001) -> L
         client_id="hubkit-dev-client",
         deployment_id="hubkit-dev-deployment",
     )
-    return LMSSimulator(config, port=port).start()
+    lms = LMSSimulator(config, port=port)
+    lms.services.roster[lms.course.context_id] = dev_roster()
+    return lms.start()
+
+
+def dev_roster() -> list[dict[str, Any]]:
+    """The sample course's roster (NRPS): the two sample people, one more student, one inactive."""
+    return [
+        member(SAMPLE_PEOPLE["instructor"].user_id, "instructor"),
+        member(SAMPLE_PEOPLE["student"].user_id, "student"),
+        member("student-0002", "student"),
+        member("student-0003", "student", status="Inactive"),
+    ]
+
+
+def write_tool_key(path: Path) -> Path:
+    """A fresh RSA key for the hub as an LTI Advantage tool (``tool_key_file``), mode 0600."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    return path
 
 
 def dev_hub_env() -> dict[str, str]:
@@ -507,10 +536,12 @@ def dev_hub_env() -> dict[str, str]:
     return {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
 
 
-def dev_hub_config(lms: LMSSimulator) -> str:
+def dev_hub_config(lms: LMSSimulator, tool_key_file: Path | None = None) -> str:
     """Hub config for ``make dev``: LTI 1.1 + 1.3 launches from ``lms`` and a local ``admin`` login.
 
     LTI users are named ``lti:<LMS user id>``; the admin logs in at /hub/local/login (password "hubkit").
+    With ``tool_key_file`` the LTI 1.3 side also uses the LMS's Advantage services (roster, grades, deep
+    links); the LMS's course page may frame the hub.
     """
     platform = {
         lms.issuer: {
@@ -518,8 +549,11 @@ def dev_hub_config(lms: LMSSimulator) -> str:
             "authorize_url": lms.authorize_url,
             "jwks_url": lms.jwks_url,
             "deployment_ids": [lms.config.deployment_id],
+            "token_url": lms.token_url,
+            "frame_origins": [lms.url],
         }
     }
+    advantage = {"tool_key_file": str(tool_key_file)} if tool_key_file else {}
     consumers = {lms.config.consumer_key: lms.config.consumer_secret}
     return f"""
 # make dev: LTI launches from the LMS simulator at {lms.url}, plus a local "admin" (password "hubkit").
@@ -531,7 +565,7 @@ c.HubKitMultiAuthenticator.authenticators = [
       "label": "Sample course (LTI 1.1)", "lms_url": {lms.url!r}, "config": {{"consumers": {consumers!r}}}}},
     {{"authenticator_class": "hubkit-lti13", "url_prefix": "", "username_prefix": "lti13:",
       "label": "Sample course (LTI 1.3)", "lms_url": {lms.url!r},
-      "config": {{"platforms": {platform!r}, "username_key": "sub"}}}},
+      "config": {{"platforms": {platform!r}, "username_key": "sub", **{advantage!r}}}}},
     {{"authenticator_class": "dummy", "url_prefix": "local", "username_prefix": "", "label": "Local admin",
       "config": {{"password": "hubkit", "allowed_users": {{"admin"}}, "allow_all": False}}}},
 ]
