@@ -22,13 +22,14 @@ import pytest_asyncio
 from playwright.async_api import BrowserContext, ConsoleMessage, Frame, Page
 from traitlets.config import Config
 
-from hubkit.auth import HubKitLTI13Authenticator
+from hubkit.auth import HubKitLTI13Authenticator, framing
 from hubkit.spawner.cli import offline_kubeconfig, offline_spawner
 from hubkit_testing.browser import chromium_profile, screenshot, site_args
 from hubkit_testing.certs import PKI, make_pki, server_tls
 from hubkit_testing.hub import Hub, HubOptions
 from hubkit_testing.lms_simulator import SAMPLE_PEOPLE, LMSConfig, LMSSimulator
 from hubkit_testing.processes import ManagedProcess, free_port
+from hubkit_testing.tools import singleuser_env
 
 SITES = ("hub.test", "lms.test", "other.test")
 STUDENT = SAMPLE_PEOPLE["student"]
@@ -65,6 +66,13 @@ c.HubKitLTI13Authenticator.username_key = "sub"
 c.HubKitLTI13Authenticator.id_range = (3004000, 3004999)
 c.HubKitLTI13Authenticator.iframe_cookies = True
 c.JupyterHub.tornado_settings = {{"cookie_options": {{"samesite": "None", "secure": True}}}}
+# JupyterLab from the single-user "image" venv, as a local process with the frame policy HubKitSpawner
+# would pass (its arguments are checked against HubKitSpawner below).
+c.JupyterHub.spawner_class = "simple"
+c.Spawner.cmd = [{str(singleuser_env() / "bin" / "jupyterhub-singleuser")!r}]
+c.Spawner.args = ["--allow-root", *{framing.singleuser_args([lms.url])!r}]
+c.Spawner.default_url = "/lab"
+c.SimpleLocalProcessSpawner.home_dir_template = {str(work / "homes" / "{username}")!r}
 """
     # The hub fetches the LMS's keys over https from loopback: it trusts the test CA.
     env = {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32), "SSL_CERT_FILE": str(pki.ca_cert)}
@@ -127,6 +135,13 @@ async def test_an_lti13_launch_inside_the_lms_frame_logs_the_student_in(
     await screenshot(page, "lti13-launch-inside-lms-iframe")
     model = await sites.hub.api("GET", f"/users/{STUDENT.user_id}")
     assert model["groups"] == ["course:sample-course-101:student"]
+
+    # The student starts their server inside the frame: JupyterLab renders there.
+    await frame.get_by_text("Start My Server").click()
+    await frame.wait_for_url(re.compile(r".*/user/[^/]+/lab.*"), timeout=90_000)
+    await frame.locator("#jp-main-dock-panel").wait_for(timeout=60_000)
+    await screenshot(page, "lti13-jupyterlab-inside-lms-iframe")
+    await sites.hub.stop_server(STUDENT.user_id)
 
 
 async def test_with_third_party_cookies_blocked_open_in_a_new_window_logs_in_once(
