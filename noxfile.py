@@ -40,7 +40,12 @@ def _sync(session: nox.Session, *groups: str) -> None:
 
 
 def _platform_tools(session: nox.Session) -> None:
-    """Debian packages, configurable-http-proxy from npm, and the Go-built control plane."""
+    """Debian packages, configurable-http-proxy from npm, and the Go-built control plane.
+
+    Skipped when ``HUBKIT_PLATFORM_READY=1``: `make test` builds them once, then runs two sessions at once.
+    """
+    if os.environ.get("HUBKIT_PLATFORM_READY") == "1":
+        return
     session.run("bash", str(PLATFORM / "sysdeps.sh"), external=True)
     _npm_install(session)
     session.run("bash", str(PLATFORM / "go" / "build.sh"), external=True, silent=True)
@@ -113,7 +118,7 @@ def test(session: nox.Session) -> None:
 @nox.session
 def test_z2jh(session: nox.Session) -> None:
     """The tests that start a real JupyterHub again, on z2jh 4.4.0's hub set (JupyterHub 5.5.0) + HubKit.
-    `make test` runs it after `test`; pytest arguments go to both."""
+    `make test` runs it next to `test`; pytest arguments go to both."""
     _z2jh_set(session)
     _platform_tools(session)
     session.run("pytest", "--hub-tests-only", *session.posargs, success_codes=[0, 5])  # 5: none selected

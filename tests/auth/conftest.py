@@ -316,8 +316,8 @@ def oidc() -> Iterator[FakeOIDC]:
         op.stop()
 
 
-@pytest.fixture(scope="module")
-def cilogon_hub(tmp_path_factory: pytest.TempPathFactory, oidc: FakeOIDC) -> Iterator[Hub]:
+def make_cilogon_hub(workdir: Path, oidc: FakeOIDC, extra: str = "") -> Hub:
+    """Start a hub on HubKit's CILogon authenticator against ``oidc``, with per-IdP rules and ``extra``."""
     idps = {
         UNIVERSITY_IDP: {
             "username_derivation": {
@@ -332,7 +332,7 @@ def cilogon_hub(tmp_path_factory: pytest.TempPathFactory, oidc: FakeOIDC) -> Ite
             "allowed_domains": ["example.org"],
         },
     }
-    hub = Hub(HubOptions(workdir=tmp_path_factory.mktemp("cilogon"), env=CRYPT_ENV))
+    hub = Hub(HubOptions(workdir=workdir, env=CRYPT_ENV))
     hub.options.config = f"""
 c.JupyterHub.authenticator_class = "hubkit-cilogon"
 c.JupyterHub.default_url = "/hub/home"
@@ -348,8 +348,14 @@ c.CILogonOAuthenticator.idps = {idps!r}
 c.CILogonOAuthenticator.admin_groups = {{"cilogon:hubkit-admins"}}
 c.HubKitCILogonAuthenticator.discovery_url = {oidc.url + "/.well-known/openid-configuration"!r}
 c.HubKitCILogonAuthenticator.id_range = (3003000, 3003999)
+{extra}
 """
-    started(hub)
+    return started(hub)
+
+
+@pytest.fixture(scope="module")
+def cilogon_hub(tmp_path_factory: pytest.TempPathFactory, oidc: FakeOIDC) -> Iterator[Hub]:
+    hub = make_cilogon_hub(tmp_path_factory.mktemp("cilogon"), oidc)
     try:
         yield hub
     finally:

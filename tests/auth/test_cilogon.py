@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import hubkit_rows
+from conftest import hubkit_rows, make_cilogon_hub
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hubkit.auth import home_name
@@ -116,3 +117,32 @@ async def test_bad_sign_ins_are_refused_and_create_nobody(
     assert (
         "is not pre-configured" in log if case == "unknown-idp" else f"CILogon login of '{local[:20]}" in log
     )
+
+
+async def test_auth_state_groups_key_admits_and_makes_admins_as_upstream(
+    tmp_path: Path, oidc: FakeOIDC
+) -> None:
+    """Issue 21 bug 4: upstream's groups-from-auth_state setup (unprefixed ``isMemberOf`` values) admits
+    members of ``allowed_groups`` and makes ``admin_groups`` admins; HubKit's ``cilogon:`` groups stay."""
+    derive = {"username_claim": "email", "action": "strip_idp_domain", "domain": "hubkit-university.test"}
+    extra = f"""
+c.CILogonOAuthenticator.idps = {{{UNIVERSITY_IDP!r}: {{"username_derivation": {derive!r}}}}}
+c.CILogonOAuthenticator.auth_state_groups_key = "cilogon_user.isMemberOf"
+c.CILogonOAuthenticator.allowed_groups = {{"physics"}}
+c.CILogonOAuthenticator.admin_groups = {{"physics-staff"}}
+"""
+    hub = make_cilogon_hub(tmp_path / "hub", oidc, extra)
+    try:
+        assert (await sign_in(hub, oidc, person("pia", groups=["physics"]))).status_code == 302
+        pia = await hub.api("GET", "/users/pia")
+        assert pia["admin"] is False
+        assert {"physics", "cilogon:physics"} <= set(pia["groups"])
+        assert (await sign_in(hub, oidc, person("sam", groups=["physics-staff"]))).status_code == 302
+        assert (await hub.api("GET", "/users/sam"))["admin"] is True
+        outsider = person("otto", groups=["chemistry"])
+        r = await sign_in(hub, oidc, outsider)
+        assert r.status_code == 403, r.text
+        await hub.api("GET", "/users/otto", expect=404)
+        assert hubkit_rows(hub, outsider.sub) == []
+    finally:
+        hub.stop()

@@ -4,7 +4,8 @@ The suite comes from the released sdist on PyPI (pinned by version and sha256, f
 ``$HUBKIT_CACHE/upstream``), runs unchanged in a subprocess with ``upstream_swap`` swapping the class
 under test, and every failure must be one listed in ``KNOWN`` (mirrored in docs/auth.md,
 "Differences from upstream"). ldapauthenticator 2.0.2 and ltiauthenticator 1.6.3 ship no tests in their
-sdists, so they are not run here.
+sdists, so their suites (read at the git tags) are mirrored scenario by scenario instead, in
+test_ldap_upstream_suite.py, test_lti11_upstream_suite.py and test_lti13_upstream_suite.py.
 """
 
 from __future__ import annotations

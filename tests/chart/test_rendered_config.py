@@ -195,11 +195,11 @@ def test_the_hub_gets_the_configmaps_and_cluster_reads_its_spawner_uses(
         assert not _review(cp, hub, "create", "configmaps")
         assert not _review(cp, hub, "delete", "configmaps")
         assert not _review(cp, hub, "create", "configmaps", "jld")
-        # GPU free counts: list nodes, list pods of all namespaces; nothing more.
-        assert _review(cp, hub, "list", "nodes")
-        assert _review(cp, hub, "list", "pods")
-        assert _review(cp, hub, "list", "pods", "other-hub")
-        assert not _review(cp, hub, "watch", "pods")
+        # GPU free counts: list and watch nodes and the pods of all namespaces (one watch each); no more.
+        for verb in ("list", "watch"):
+            assert _review(cp, hub, verb, "nodes")
+            assert _review(cp, hub, verb, "pods")
+            assert _review(cp, hub, verb, "pods", "other-hub")
         assert not _review(cp, hub, "get", "pods", "other-hub", name="someone-else")
         assert not _review(cp, hub, "delete", "pods", "other-hub")
         assert not _review(cp, hub, "patch", "nodes")
@@ -209,6 +209,7 @@ def test_the_hub_gets_the_configmaps_and_cluster_reads_its_spawner_uses(
         assert not _review(cp, research, "list", "nodes")
         assert not _review(cp, research, "list", "pods")
         assert not _review(cp, research, "list", "pods", "other-hub")
+        assert not _review(cp, research, "watch", "nodes")
     finally:
         delete_cluster_rbac(control_plane, cluster_objects)
         delete_namespaces(control_plane, namespaces)

@@ -9,6 +9,10 @@ key="$(sha256sum "$reqs" | cut -c1-16)"
 root="${HUBKIT_IMAGE_ROOT:-/var/cache/hubkit/images}"
 env="$root/singleuser-$key"
 uv="${UV:-$(command -v uv || echo "${HUBKIT_CACHE:-$HOME/.cache/hubkit}/bootstrap/bin/uv")}"
+mkdir -p "$root"
+# Two test sessions run at once (`make test`): one builds, the other waits for it.
+exec 9>"$root/.build.lock"
+flock 9
 if [ ! -e "$env/.complete" ]; then
   echo "[singleuser-image] building $env" >&2
   rm -rf "$env"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.hub import Hub
@@ -119,3 +120,52 @@ async def show_form(hub: Hub, user: str) -> str:
         return r.text
     finally:
         await client.aclose()
+
+
+def z2jh_hub_kubeconfig(cp: ControlPlane, namespace: str, workdir: Path) -> Path:
+    """A kubeconfig for a hub ServiceAccount with exactly z2jh's hub Role: no ConfigMaps at all."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/" + namespace
+    cp.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "hub"}})
+    cp.request(
+        "POST",
+        f"{rbac}/roles",
+        {
+            "metadata": {"name": "hub"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+                    "verbs": ["get", "watch", "list", "create", "delete"],
+                },
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+            ],
+        },
+    )
+    cp.request(
+        "POST",
+        f"{rbac}/rolebindings",
+        {
+            "metadata": {"name": "hub"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
+            "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": namespace}],
+        },
+    )
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
+    token = cp.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/hub/token", request)
+    assert cp.pki is not None
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "hubkit", "cluster": {"server": cp.server, "certificate-authority": str(cp.pki.ca_cert)}}
+        ],
+        "users": [{"name": "hub", "user": {"token": token["status"]["token"]}}],
+        "contexts": [
+            {"name": "hub", "context": {"cluster": "hubkit", "user": "hub", "namespace": namespace}}
+        ],
+        "current-context": "hub",
+    }
+    path = workdir / "hub.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hubkit.services.image_menu_contract import (
     CONFIGMAP_NAME,
     HUB_LABEL,
@@ -25,7 +23,15 @@ from hubkit_testing.kubespawner_config import SINGLEUSER_IMAGE, kubespawner_conf
 from hubkit_testing.registry import RegistryServer
 from hubkit_testing.waiting import eventually
 
-from .conftest import INSTRUCTOR, STUDENT, HubMaker, hub_log, identity_authenticator_config, show_form
+from .conftest import (
+    INSTRUCTOR,
+    STUDENT,
+    HubMaker,
+    hub_log,
+    identity_authenticator_config,
+    show_form,
+    z2jh_hub_kubeconfig,
+)
 
 GRADER = "registry.example.org/course/grader:1"
 TORCH = "registry.example.org/course/torch:3"
@@ -181,55 +187,6 @@ c.KubeSpawner.tolerations = [{DEDICATED!r}]
     assert {f"{tagged}:1.2", f"{tagged}:1.1"} <= images
     assert f"{tagged}:1.0" not in images
     assert "Cannot publish" not in hub_log(hub)
-
-
-def z2jh_hub_kubeconfig(cp: ControlPlane, namespace: str, workdir: Path) -> Path:
-    """A kubeconfig for a hub ServiceAccount with exactly z2jh's hub Role: no ConfigMaps at all."""
-    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/" + namespace
-    cp.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "hub"}})
-    cp.request(
-        "POST",
-        f"{rbac}/roles",
-        {
-            "metadata": {"name": "hub"},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
-                    "verbs": ["get", "watch", "list", "create", "delete"],
-                },
-                {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
-            ],
-        },
-    )
-    cp.request(
-        "POST",
-        f"{rbac}/rolebindings",
-        {
-            "metadata": {"name": "hub"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"},
-            "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": namespace}],
-        },
-    )
-    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
-    token = cp.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/hub/token", request)
-    assert cp.pki is not None
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "hubkit", "cluster": {"server": cp.server, "certificate-authority": str(cp.pki.ca_cert)}}
-        ],
-        "users": [{"name": "hub", "user": {"token": token["status"]["token"]}}],
-        "contexts": [
-            {"name": "hub", "context": {"cluster": "hubkit", "user": "hub", "namespace": namespace}}
-        ],
-        "current-context": "hub",
-    }
-    path = workdir / "hub.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
 
 
 async def test_a_hub_that_may_not_write_configmaps_still_spawns_and_logs_why(

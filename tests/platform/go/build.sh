@@ -15,6 +15,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/versions.env"
 cache="${HUBKIT_CACHE:-$HOME/.cache/hubkit}"
 component="${1:-all}"
+# One build at a time per cache (two sessions, or two worktrees, would compile everything twice and
+# race on the same binaries): the first invocation takes the lock, its nested ones inherit it.
+if [ -z "${HUBKIT_TOOLS_LOCKED:-}" ]; then
+  mkdir -p "$cache/tools"
+  exec 8>"$cache/tools/.build.lock"
+  flock 8
+  export HUBKIT_TOOLS_LOCKED=1
+fi
 if [ "$component" = all ]; then
   core_bin="$(bash "${BASH_SOURCE[0]}" core)"  # first: kube-proxy reuses its compiled packages
   for c in kube-proxy coredns kube-router; do bash "${BASH_SOURCE[0]}" "$c" >/dev/null; done

@@ -295,7 +295,8 @@ class SlapdServer:
         try:
             self._prepare_database()
             self._launch()
-            self._ldap_tool("ldapadd", entries_to_ldif(named_group_entries(self.directory)))
+            if online := named_group_entries(self.directory):
+                self._ldap_tool("ldapadd", entries_to_ldif(online))
         except BaseException:
             self.stop()
             raise
@@ -318,13 +319,28 @@ class SlapdServer:
         shutil.rmtree(self.work_dir / "db", ignore_errors=True)
         (self.work_dir / "db").mkdir(parents=True)
         conf = self.work_dir / "slapd.conf"
-        conf.write_text(slapd_conf(self.directory, self.work_dir, self.memberof_enabled))
-        (self.work_dir / "directory.ldif").write_text(render_ldif(self.directory))
-        (self.work_dir / "base.ldif").write_text(entries_to_ldif(base_entries(self.directory)))
+        conf.write_text(self.global_conf() + slapd_conf(self.directory, self.work_dir, self.memberof_enabled))
+        offline = self.offline_entries()
+        (self.work_dir / "directory.ldif").write_text(
+            entries_to_ldif(offline + named_group_entries(self.directory))
+        )
+        (self.work_dir / "base.ldif").write_text(entries_to_ldif(offline))
         command = ["slapadd", "-q", "-f", str(conf), "-l", str(self.work_dir / "base.ldif")]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"slapadd could not load the test directory: {result.stderr.strip()}")
+
+    def offline_entries(self) -> list[Entry]:
+        """The entries slapadd loads before slapd starts (subclasses serve other directories)."""
+        return base_entries(self.directory)
+
+    def global_conf(self) -> str:
+        """Global ``slapd.conf`` directives put before the generated ones (TLS files, for instance)."""
+        return ""
+
+    def listen_urls(self) -> list[str]:
+        """What slapd listens on (``-h``); :attr:`url` must be one of them (the admin bind polls it)."""
+        return [f"{self.url}/"]
 
     def _launch_and_wait(self, port: int) -> bool:
         """Run slapd in the foreground (``-d stats`` logs to slapd.log) and poll until the admin binds.
@@ -332,7 +348,8 @@ class SlapdServer:
         Returns False as soon as slapd exits, e.g. because it lost the race for the port.
         """
         self.port, deadline = port, time.monotonic() + self.timeout
-        command = ["slapd", "-f", str(self.work_dir / "slapd.conf"), "-h", f"{self.url}/", "-d", "stats"]
+        command = ["slapd", "-f", str(self.work_dir / "slapd.conf"), "-h", " ".join(self.listen_urls())]
+        command += ["-d", "stats"]
         with self.log_path.open("wb") as log:
             process = self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         while time.monotonic() < deadline:

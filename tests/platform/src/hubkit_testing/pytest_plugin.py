@@ -5,6 +5,7 @@
 - ``hub_factory``: start real JupyterHubs (with configurable-http-proxy); all stopped after the test.
 - ``kube_hub``: a hub whose stock KubeSpawner spawns into the test's namespace.
 - ``ldap_server`` (session), ``browser`` (session) and ``page``: see ldap.py and browser.py.
+- ``planet_express`` (module): slapd with ldapauthenticator's CI directory, see planet_express.py.
 - ``postgres_server`` (session) and ``postgres_url`` (a fresh database per test): see postgres.py.
 
 Every test that starts a real JupyterHub is marked ``hub`` at collection; ``--hub-tests-only`` runs only
@@ -26,6 +27,7 @@ from .hub import Hub, HubOptions
 from .hub_tests import pytest_addoption, pytest_collection_modifyitems, pytest_configure
 from .kubespawner_config import kubespawner_config
 from .ldap import ldap_server
+from .planet_express import planet_express
 from .postgres import postgres_server, postgres_url
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "ldap_server",
     "namespace",
     "page",
+    "planet_express",
     "postgres_server",
     "postgres_url",
     "pytest_addoption",

@@ -6,7 +6,7 @@ import html
 import json
 import secrets
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jupyterhub.handlers import BaseHandler
 from ltiauthenticator.lti13.auth import LTI13Authenticator  # type: ignore[import-untyped]
@@ -28,12 +28,14 @@ from .lti13_token import (
     CUSTOM,
     MESSAGE_TYPE,
     ROLES,
+    TARGET_LINK,
     Platform,
     unverified_header,
     verify_id_token,
 )
 from .lti_handlers import TARGET_ATTR, IframeCookieMixin, LaunchOnlyMixin, landing_url
 from .lti_launch import (
+    TargetRequest,
     check_user_id,
     check_username,
     course_group_id,
@@ -47,6 +49,19 @@ from .tool_key import ToolKey
 
 STATE_NAME = "hubkit-lti13-state"
 VERIFIED_ATTR = "_hubkit_lti13_verified"  # the claims the callback handler verified on this request
+
+
+def target_link_path(target_link_uri: str, host: str, base_url: str) -> str:
+    """Where upstream lands a launch: a ``next=`` in the target link, else the link's path and query,
+    unless the link is the hub's root or another site's (then "": JupyterHub's usual landing)."""
+    parts = urlsplit(target_link_uri)
+    if parts.netloc not in ("", host):
+        return ""
+    if "next=" in parts.query:
+        return dict(parse_qsl(parts.query)).get("next", "")
+    if parts.path.rstrip("/") in ("", base_url.rstrip("/"), base_url.rstrip("/") + "/hub"):
+        return ""
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 class HubKitLTI13LoginHandler(IframeCookieMixin, BaseHandler):  # type: ignore[misc]
@@ -464,6 +479,9 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         )
         username = self.normalize_username(check_username(str(raw_name or user_id), limits))
         target = launch_target(target_request(custom), handler.base_url, self.allowed_git_hosts)
+        link = target_link_path(str(claims.get(TARGET_LINK) or ""), handler.request.host, handler.base_url)
+        if target is None and link:  # as upstream: land on the (signed) target link
+            target = launch_target(TargetRequest(next_url=link), handler.base_url, self.allowed_git_hosts)
         context = claims.get(CONTEXT) or {}
         groups = course_groups(str(context.get("id") or ""), [str(r) for r in claims.get(ROLES) or []])
         pending = self.hubkit_pending(

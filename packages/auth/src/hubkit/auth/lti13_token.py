@@ -19,6 +19,7 @@ MESSAGE_TYPE = LTI + "message_type"
 CUSTOM = LTI + "custom"
 ROLES = LTI + "roles"
 CONTEXT = LTI + "context"
+TARGET_LINK = LTI + "target_link_uri"
 
 
 @dataclass(frozen=True)
@@ -121,4 +122,11 @@ def verify_id_token(
         deep_linking.check_request(claims)
     elif claims.get(MESSAGE_TYPE) != "LtiResourceLinkRequest":
         raise LaunchRejected("Only resource link and deep linking launches can log in to this hub.")
+    if claims.get(LTI + "version") != "1.3.0":
+        raise LaunchRejected("The launch is not an LTI 1.3.0 message; check the LTI version in the LMS.")
+    link = claims.get(LTI + "resource_link")
+    if claims.get(MESSAGE_TYPE) != deep_linking.REQUEST and (
+        not isinstance(link, dict) or not link.get("id")
+    ):
+        raise LaunchRejected("The launch names no resource link; launch again from the course in the LMS.")
     return claims

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tornado import web
 from traitlets import Float, HasTraits
 
+from .capacity_watch import shared_capacity
 from .events import describe_event, image_sizes
 from .exceptions import GpuUnavailable, KubernetesStorageError
 from .gpu import availability_text, gpu_capacity, parse_gpu, unschedulable_message
@@ -37,6 +38,7 @@ class SchedulingMixin(HasTraits):
         namespace: str
         pod_name: str
         pod_reflector: Any
+        user: Any
 
     gpu_unschedulable_timeout = Float(
         30.0,
@@ -47,18 +49,22 @@ class SchedulingMixin(HasTraits):
     )
 
     async def profile_availability(self, profiles: list[Profile]) -> dict[str, tuple[str, bool]]:
-        """slug → (plain availability line, usable now) for GPU profiles, from nodes and running pods."""
+        """slug → (plain availability line, usable now) for GPU profiles, from the hub's shared watch of
+        nodes and unfinished pods (no API call per form render)."""
         gpus = {p["slug"]: parse_gpu(p.get("gpu"), p["slug"]) for p in profiles}
         wanted = {slug: gpu for slug, gpu in gpus.items() if gpu is not None}
         if not wanted:
             return {}
-        try:
-            nodes, pods = await asyncio.gather(
-                self.kube_storage.list_nodes(), self.kube_storage.list_active_pods()
+        capacity = shared_capacity(self.kube_storage, self.log)
+        snapshot = await capacity.snapshot(self.kube_storage.timeout)
+        if snapshot is None:
+            self.log.warning(
+                "Cannot read GPU capacity for %s's menu: %s",
+                self.user.name,
+                capacity.nodes.error or capacity.pods.error or "the first list has not completed yet",
             )
-        except KubernetesStorageError as e:
-            self.log.warning("Cannot read GPU capacity for the menu: %s", e)
             return dict.fromkeys(wanted, ("GPU availability is unknown right now.", True))
+        nodes, pods = snapshot
         return {slug: availability_text(gpu, gpu_capacity(gpu, nodes, pods)) for slug, gpu in wanted.items()}
 
     async def _watch_gpu_scheduling(self, selection_ready: asyncio.Event) -> str:
@@ -75,13 +81,11 @@ class SchedulingMixin(HasTraits):
             if _unschedulable(self.pod_reflector.pods.get(key)):
                 since = since or time.monotonic()
                 if time.monotonic() - since >= self.gpu_unschedulable_timeout:
-                    try:
-                        nodes, pods = await asyncio.gather(
-                            self.kube_storage.list_nodes(), self.kube_storage.list_active_pods()
-                        )
-                    except KubernetesStorageError as e:
-                        self.log.warning("Cannot read GPU capacity for %s: %s", self.pod_name, e)
-                        nodes, pods = [], []
+                    capacity = shared_capacity(self.kube_storage, self.log)
+                    snapshot = await capacity.snapshot(self.kube_storage.timeout)
+                    if snapshot is None:
+                        self.log.warning("Cannot read GPU capacity for %s", self.pod_name)
+                    nodes, pods = snapshot or ([], [])
                     return unschedulable_message(gpu, gpu_capacity(gpu, nodes, pods))
             else:
                 since = None

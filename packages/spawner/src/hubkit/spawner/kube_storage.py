@@ -1,14 +1,24 @@
-"""The only module of hubkit-spawner that calls the Kubernetes API (``kubernetes_asyncio``)."""
+"""The only module of hubkit-spawner that calls the Kubernetes API (``kubernetes_asyncio``).
+
+``capacity_watch`` watches through the list functions handed out here (``node_lister``,
+``active_pod_lister``); it never names an API call itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from kubernetes_asyncio.client import V1ConfigMap
 from kubernetes_asyncio.client.rest import ApiException
 
 from .exceptions import KubernetesStorageError
+
+ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+# A list call of kubernetes_asyncio's CoreV1Api, its selectors bound: called with the list/watch keywords.
+Lister = Callable[..., Awaitable[Any]]
 
 
 class KubeStorage:
@@ -100,6 +110,19 @@ class KubeStorage:
             self.api.patch_namespaced_config_map(name, namespace, patch),
         )
 
+    @property
+    def server(self) -> str:
+        """The API server's URL."""
+        return str(self.api.api_client.configuration.host)
+
+    def node_lister(self) -> Lister:
+        """Lists (or, with ``watch=True``, watches) every node."""
+        return partial(self.api.list_node)
+
+    def active_pod_lister(self) -> Lister:
+        """Lists (or watches) the unfinished pods of every namespace."""
+        return partial(self.api.list_pod_for_all_namespaces, field_selector=ACTIVE_PODS)
+
     async def list_nodes(self) -> list[dict[str, Any]]:
         """All nodes, as plain (camelCase) dicts."""
         result = await self._call("list nodes", self.api.list_node())
@@ -107,8 +130,9 @@ class KubeStorage:
 
     async def list_active_pods(self) -> list[dict[str, Any]]:
         """Pods of all namespaces that are not finished, as plain dicts."""
-        selector = "status.phase!=Succeeded,status.phase!=Failed"
-        result = await self._call("list pods", self.api.list_pod_for_all_namespaces(field_selector=selector))
+        result = await self._call(
+            "list pods", self.api.list_pod_for_all_namespaces(field_selector=ACTIVE_PODS)
+        )
         return [self.api.api_client.sanitize_for_serialization(p) for p in result.items]
 
     async def delete_pod(self, namespace: str, name: str) -> None:
