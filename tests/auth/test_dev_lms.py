@@ -11,7 +11,14 @@ from playwright.async_api import Page
 
 from hubkit_testing.browser import screenshot
 from hubkit_testing.hub import Hub, HubOptions
-from hubkit_testing.lms_simulator import LMSSimulator, dev_hub_config, dev_hub_env, parse_form, start_dev_lms
+from hubkit_testing.lms_simulator import (
+    LMSSimulator,
+    dev_hub_config,
+    dev_hub_env,
+    parse_form,
+    start_dev_lms,
+    write_tool_key,
+)
 from hubkit_testing.processes import free_port
 
 
@@ -26,9 +33,11 @@ def dev_lms() -> Iterator[LMSSimulator]:
 
 @pytest.fixture(scope="module")
 def dev_hub(tmp_path_factory: pytest.TempPathFactory, dev_lms: LMSSimulator) -> Iterator[Hub]:
+    workdir = tmp_path_factory.mktemp("devhub")
     options = HubOptions(
-        workdir=tmp_path_factory.mktemp("devhub"),
-        config=dev_hub_config(dev_lms) + '\nc.JupyterHub.default_url = "/hub/home"\n',
+        workdir=workdir,
+        config=dev_hub_config(dev_lms, write_tool_key(workdir / "lti-tool.pem"))
+        + '\nc.JupyterHub.default_url = "/hub/home"\n',
         env=dev_hub_env(),
     )
     hub = Hub(options)
@@ -130,3 +139,18 @@ async def test_the_login_page_links_to_the_lms(dev_hub: Hub, dev_lms: LMSSimulat
     await screenshot(page, "dev-login-page-lms-link")
     await link.click()
     await page.wait_for_selector("text=Module 1: Python notebooks")
+
+
+async def test_the_sample_course_shows_its_roster_gradebook_and_link_buttons(
+    dev_hub: Hub, dev_lms: LMSSimulator
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        final = await _follow_forms(client, dev_lms.url + "/launch/13/instructor")  # syncs the roster
+        page = (await client.get(dev_lms.url)).text
+    assert final.status_code == 200, final.text[:500]
+    students = (await dev_hub.api("GET", "/groups/course:sample-course-101:student"))["users"]
+    assert "lti13:student-0002" in students  # on the roster, never launched
+    assert "lti13:student-0003" not in students  # inactive
+    for text in ("Roster", "Gradebook", "Add a Jupyter link", "Open the hub inside this course page"):
+        assert text in page
+    assert "student-0003</td><td>Learner</td><td>Inactive" in page

@@ -71,18 +71,31 @@ async def test_a_new_user_joins_existing_and_new_groups_and_the_groups_roles_app
     assert f"Adding user {instructor.user_id} to group(s)" not in log  # ... so sync_groups had nothing to do
 
 
-async def test_a_returning_user_whose_course_changed_moves_groups(
+async def test_a_user_in_two_courses_keeps_both_courses_groups(
     lti11_hub_factory: Callable[[str], Hub], lms: LMSSimulator
 ) -> None:
     hub = lti11_hub_factory("")
-    who = person("student")
+    who = person("instructor")
+    c2 = Course("c2", "Course two", "C2")
     await launch(hub, lms, who, C1)
-    await launch(hub, lms, Person(who.user_id, who.name, "ta"), Course("c2", "Course two", "C2"))
+    await launch(hub, lms, Person(who.user_id, who.name, "ta"), c2)  # course two leaves course one alone
 
-    assert (await hub.api("GET", f"/users/{who.user_id}"))["groups"] == ["course:c2:ta"]
-    assert (await hub.api("GET", "/groups/course:c1:student"))["users"] == []
+    model = await hub.api("GET", f"/users/{who.user_id}")
+    assert sorted(model["groups"]) == ["course:c1:instructor", "course:c2:ta"]
+    assert (await hub.api("GET", "/groups/course:c1:instructor"))["users"] == [who.user_id]
+    gids = model["auth_state"]["hubkit"]["posix_groups"]  # both courses' gids stay in the identity
+    assert [g.rsplit("-", 1)[0] for g in sorted(gids)] == ["course-c1-instructor", "course-c2-ta"], gids
     log = hub.log_path.read_text()
     assert f"Adding user {who.user_id} to group(s): {{'course:c2:ta'}}" in log  # JupyterHub's own sync
+    assert f"Removing user {who.user_id} from group(s)" not in log
+
+    # A course's own launch still changes that course's groups, and only those.
+    await launch(hub, lms, Person(who.user_id, who.name, "student"), C1)
+    model = await hub.api("GET", f"/users/{who.user_id}")
+    assert sorted(model["groups"]) == ["course:c1:student", "course:c2:ta"]
+    assert (await hub.api("GET", "/groups/course:c1:instructor"))["users"] == []
+    gids = model["auth_state"]["hubkit"]["posix_groups"]
+    assert [g.rsplit("-", 1)[0] for g in sorted(gids)] == ["course-c1-student", "course-c2-ta"], gids
 
 
 async def test_on_postgresql_first_logins_join_groups_and_replays_are_refused_after_a_restart(

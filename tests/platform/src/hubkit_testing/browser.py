@@ -6,13 +6,17 @@ Playwright's own browser downloads are never used: the platform is hermetic, so 
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from .certs import spki_sha256
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless in a container, with everything that would phone home or touch a GPU turned off.
@@ -59,6 +63,44 @@ def require_chromium(executable: Path = CHROMIUM) -> Path:
     if not os.access(executable, os.X_OK):
         raise RuntimeError(f"{executable} is missing; run `bash tests/platform/sysdeps.sh` to install it.")
     return executable
+
+
+@asynccontextmanager
+async def chromium_profile(
+    user_data_dir: Path, *extra_args: str, third_party_cookies: bool = True
+) -> AsyncIterator[BrowserContext]:
+    """A Chromium with a profile of its own in ``user_data_dir`` and ``extra_args`` (host resolver
+    rules, trusted test keys). Its cookie setting is the user's choice in chrome://settings/cookies:
+    third-party cookies allowed, or (``third_party_cookies=False``) blocked, which headless Chromium
+    and the shared ``browser`` fixture's contexts do by default."""
+    executable = require_chromium()
+    mode = 0 if third_party_cookies else 1  # Chromium's CookieControlsMode: kOff, kBlockThirdParty
+    prefs = {"profile": {"cookie_controls_mode": mode, "block_third_party_cookies": not third_party_cookies}}
+    (user_data_dir / "Default").mkdir(parents=True, exist_ok=True)
+    (user_data_dir / "Default" / "Preferences").write_text(json.dumps(prefs))
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            user_data_dir,
+            executable_path=executable,
+            headless=True,
+            args=[*CHROMIUM_ARGS, *extra_args],
+            viewport={"width": 1280, "height": 800},
+        )
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+def site_args(hosts: Iterable[str], trusted_cert: Path) -> list[str]:
+    """Chromium arguments for several https sites on loopback: ``hosts`` resolve to 127.0.0.1, and the
+    key of the test serving certificate is trusted (that key only: ``--ignore-certificate-errors-spki-list``).
+    """
+    rules = ", ".join(f"MAP {host} 127.0.0.1" for host in hosts)
+    return [
+        f"--host-resolver-rules={rules}",
+        f"--ignore-certificate-errors-spki-list={spki_sha256(trusted_cert)}",
+    ]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

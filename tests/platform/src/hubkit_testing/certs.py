@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,25 @@ class PKI:
     serving_key: Path
     sa_key: Path
     sa_pub: Path
+
+
+def spki_sha256(cert_path: Path) -> str:
+    """Base64 SHA-256 of a certificate's public key, as Chromium's ``--ignore-certificate-errors-spki-list``
+    takes it (trust exactly that key, nothing else)."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return base64.b64encode(digest.finalize()).decode()
+
+
+def server_tls(pki: PKI) -> ssl.SSLContext:
+    """A server-side TLS context presenting the PKI's serving certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.serving_cert, pki.serving_key)
+    return context
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) -> None:

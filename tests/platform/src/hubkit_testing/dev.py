@@ -27,6 +27,7 @@ from .lms_simulator import (
     dev_hub_config,
     dev_hub_env,
     start_dev_lms,
+    write_tool_key,
 )
 from .processes import PlatformError, port_is_open
 from .registry import RegistryServer
@@ -105,7 +106,7 @@ def main() -> None:
         hub = Hub(
             HubOptions(
                 workdir=workdir / "hub",
-                config=config + dev_hub_config(lms),
+                config=config + dev_hub_config(lms, write_tool_key(workdir / "lti-tool.pem")),
                 hub_ip=cp.gateway,
                 port=args.port,
                 env={"KUBECONFIG": str(cp.admin_kubeconfig), **dev_hub_env()},

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import secrets
+import ssl
 import sys
 import time
 import urllib.request
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from .certs import PKI
 from .processes import ManagedProcess, PlatformError, free_port
 from .tools import proxy_command
 
@@ -38,6 +40,7 @@ class HubOptions:
     # A directory the hub sees at /usr/local/etc (in a private mount namespace: nothing changes on the
     # host), as zero-to-jupyterhub's hub pod sees its ConfigMap and Secret under /usr/local/etc/jupyterhub.
     etc_dir: Path | None = None
+    tls: PKI | None = None  # serve the public proxy over https with this PKI's serving certificate
 
 
 class Hub:
@@ -54,7 +57,15 @@ class Hub:
     @property
     def url(self) -> str:
         """The public URL (through configurable-http-proxy)."""
-        return f"http://127.0.0.1:{self.port}"
+        return self.public_url("127.0.0.1")
+
+    def public_url(self, host: str) -> str:
+        """The public URL under another name for loopback (a browser mapping ``hub.test`` to it)."""
+        return f"{'https' if self.options.tls else 'http'}://{host}:{self.port}"
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        tls = self.options.tls
+        return ssl.create_default_context(cafile=tls.ca_cert) if tls else True
 
     @property
     def log_path(self) -> Path:
@@ -85,6 +96,9 @@ c.DummyAuthenticator.password = "hubkit"
 c.Authenticator.allow_all = True
 c.JupyterHub.cleanup_servers = True
 """
+        if self.options.tls:
+            base += f"c.JupyterHub.ssl_cert = {str(self.options.tls.serving_cert)!r}\n"
+            base += f"c.JupyterHub.ssl_key = {str(self.options.tls.serving_key)!r}\n"
         return base + "\n# --- test configuration ---\n" + self.options.config
 
     def start(self, timeout: float = 60) -> Hub:
@@ -103,7 +117,9 @@ c.JupyterHub.cleanup_servers = True
         return self
 
     def _healthy(self) -> bool:
-        with urllib.request.urlopen(f"{self.url}/hub/health", timeout=1) as r:
+        verify = self._verify()
+        context = verify if isinstance(verify, ssl.SSLContext) else None
+        with urllib.request.urlopen(f"{self.url}/hub/health", timeout=1, context=context) as r:
             return bool(r.status == 200)
 
     def stop(self) -> None:
@@ -114,7 +130,7 @@ c.JupyterHub.cleanup_servers = True
     # --- REST helpers ----------------------------------------------------------------------------
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=30, **kwargs)
+        return httpx.AsyncClient(base_url=self.url, timeout=30, verify=self._verify(), **kwargs)
 
     async def api(self, method: str, path: str, body: Any = None, expect: int | None = None) -> Any:
         """Call the hub's REST API as the admin service; returns the decoded JSON (or None)."""

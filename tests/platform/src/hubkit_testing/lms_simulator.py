@@ -16,19 +16,23 @@ from __future__ import annotations
 import html
 import json
 import secrets
+import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from oauthlib.oauth1 import Client  # type: ignore[import-untyped]
 
+from .lms_services import AGS_CLAIM, LINEITEM_SCOPE, NRPS_CLAIM, SCORE_SCOPE, AdvantageServices, member
 from .loopback_http import LoopbackHTTPServer
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -81,6 +85,7 @@ class LMSConfig:
     client_id: str = "hubkit-client-1"
     deployment_id: str = "deployment-1"
     custom: dict[str, str] = field(default_factory=dict)
+    tool_jwks_url: str = ""  # the tool's public keys (LTI Advantage): client assertions are checked with them
 
     @property
     def lti11_launch_url(self) -> str:
@@ -109,14 +114,25 @@ class Launch11Options:
 class LMSSimulator:
     """One simulated LMS platform serving HTTP on 127.0.0.1 in a background thread."""
 
-    def __init__(self, config: LMSConfig, port: int = 0, course: Course | None = None) -> None:
+    def __init__(
+        self,
+        config: LMSConfig,
+        port: int = 0,
+        course: Course | None = None,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``host`` names loopback in the URLs the browser sees (``lms.test`` with a resolver rule);
+        with ``tls`` the simulator serves https."""
         self.config = config
         self.course = course or Course()
+        self.host = host
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "lms-" + secrets.token_hex(4)
-        self._http = LoopbackHTTPServer(_handler_for(self), "lms-simulator", port)
+        self._http = LoopbackHTTPServer(_handler_for(self), "lms-simulator", port, tls)
         self.issued: list[dict[str, Any]] = []
         self.jwks_requests = 0
+        self.services = AdvantageServices(self)
 
     @property
     def port(self) -> int:
@@ -124,7 +140,12 @@ class LMSSimulator:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where browsers reach the LMS (and its issuer id)."""
+        return self.site_url(self.host)
+
+    def site_url(self, host: str) -> str:
+        """The simulator under another name for loopback (another site to the browser)."""
+        return f"{self._http.scheme}://{host}:{self.port}"
 
     @property
     def issuer(self) -> str:
@@ -132,11 +153,21 @@ class LMSSimulator:
 
     @property
     def jwks_url(self) -> str:
-        return f"{self.url}/jwks"
+        """Where the hub fetches keys: always the loopback address, which the hub can resolve."""
+        return f"{self._http.url}/jwks"
 
     @property
     def authorize_url(self) -> str:
         return f"{self.url}/lti13/authorize"
+
+    @property
+    def backend_url(self) -> str:
+        """The simulator as the hub reaches it server to server (loopback address)."""
+        return self._http.url
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.backend_url}/lti13/token"
 
     def start(self) -> LMSSimulator:
         self._http.start()
@@ -221,6 +252,14 @@ class LMSSimulator:
             LTI + "roles": [ROLES_13.get(person.role, person.role)],
             LTI + "context": {"id": course.context_id, "label": course.label, "title": course.title},
             LTI + "custom": dict(self.config.custom),
+            AGS_CLAIM: {
+                "scope": [LINEITEM_SCOPE, SCORE_SCOPE],
+                "lineitems": self.services.lineitems_url(course.context_id),
+            },
+            NRPS_CLAIM: {
+                "context_memberships_url": self.services.memberships_url(course.context_id),
+                "service_versions": ["2.0"],
+            },
         }
 
     def sign_id_token(
@@ -228,12 +267,13 @@ class LMSSimulator:
     ) -> str:
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
-    def login_initiation(self, person: Person) -> dict[str, str]:
-        """The fields of the third-party login initiation the LMS sends to the tool."""
+    def login_initiation(self, person: Person, message: str = "") -> dict[str, str]:
+        """The fields of the third-party login initiation the LMS sends to the tool. ``message``:
+        ``"deeplink"`` for a deep linking request, ``"link=<n>"`` for the course's n-th deep-linked link."""
         return {
             "iss": self.issuer,
             "login_hint": person.user_id,
-            "lti_message_hint": person.role,
+            "lti_message_hint": f"{person.role};{message}" if message else person.role,
             "target_link_uri": self.config.hub_url.rstrip("/") + "/hub/",
             "client_id": self.config.client_id,
             "lti_deployment_id": self.config.deployment_id,
@@ -251,9 +291,24 @@ class LMSSimulator:
             return 400, "The redirect_uri is not registered for this tool."
         if "openid" not in query["scope"].split() or query["response_type"] != "id_token":
             return 400, "Only scope=openid with response_type=id_token is supported."
-        role = query.get("lti_message_hint") or "student"
+        role, _, message = (query.get("lti_message_hint") or "student").partition(";")
         person = Person(query["login_hint"], f"User {query['login_hint']}", role)
         claims = self.id_token_claims(person, query["nonce"])
+        context_id = self.course.context_id
+        if message == "deeplink":
+            claims[LTI + "message_type"] = "LtiDeepLinkingRequest"
+            claims.pop(LTI + "resource_link")
+            claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"] = (
+                self.services.deep_link_settings(context_id)
+            )
+        elif message.startswith("link="):
+            number = int(message.removeprefix("link="))
+            link = self.services.links[context_id][number - 1]
+            claims[LTI + "resource_link"] = {
+                "id": f"{context_id}-dl-{number}",
+                "title": link.get("title", ""),
+            }
+            claims[LTI + "custom"] = dict(link.get("custom") or {})
         self.issued.append(claims)
         fields = {"id_token": self.sign_id_token(claims), "state": query["state"]}
         return 200, auto_submit_form(query["redirect_uri"], fields)
@@ -276,17 +331,30 @@ class LMSSimulator:
             "<section><h2>Module 1: Python notebooks</h2><p>Open the course's JupyterHub "
             f"({html.escape(self.config.hub_url)}). Each button signs a sample person in to the hub "
             "with a real, signed LTI launch, the way Canvas or Moodle does, and opens their server.</p>"
-            f"<div class='cards'>{cards}</div></section></main></body></html>"
+            f"<div class='cards'>{cards}</div></section>{self.services.course_sections()}"
+            "</main></body></html>"
         )
 
-    def launch_page(self, version: str, role: str) -> tuple[int, str]:
+    def frame_page(self, src: str, title: str) -> str:
+        """A course page showing ``src`` in an iframe, the way an LMS embeds a tool."""
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)} - HubKit LMS simulator</title><style>{_PAGE_CSS}</style></head>"
+            f"<body><header><span class='lms'>HubKit LMS simulator</span><span>{html.escape(title)}</span>"
+            f"</header><main><iframe name='tool' src='{html.escape(src)}' title='JupyterHub' "
+            "style='width:100%;height:560px;border:1px solid #ddd' "
+            "allow='clipboard-read; clipboard-write'></iframe></main></body></html>"
+        )
+
+    def launch_page(self, version: str, role: str, message: str = "") -> tuple[int, str]:
         person = SAMPLE_PEOPLE.get(role)
         if person is None:
             return 404, "No such sample person."
         if version == "11":
             return 200, auto_submit_form(self.config.lti11_launch_url, self.lti11_params(person))
         if version == "13":
-            return 200, auto_submit_form(self.config.lti13_login_url, self.login_initiation(person))
+            initiation = self.login_initiation(person, message)
+            return 200, auto_submit_form(self.config.lti13_login_url, initiation)
         return 404, "No such LTI version."
 
 
@@ -364,17 +432,30 @@ def _handler_for(lms: LMSSimulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read results, not logs
             return
 
-        def _send(self, status: int, body: str, content_type: str = "text/html; charset=utf-8") -> None:
+        def _send(
+            self,
+            status: int,
+            body: str,
+            content_type: str = "text/html; charset=utf-8",
+            headers: dict[str, str] | None = None,
+        ) -> None:
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
         def _route(self, query: dict[str, str]) -> None:
             path = urlsplit(self.path).path
             parts = [p for p in path.split("/") if p]
+            if parts[:1] in (["lti13"], ["nrps"], ["ags"]) and path != "/lti13/authorize":
+                headers = dict(self.headers.items())
+                answer = lms.services.handle(self.command, path, query, headers, self._body)
+                self._send(answer.status, json.dumps(answer.body), answer.content_type, answer.headers)
+                return
             if path == "/":
                 self._send(200, lms.index_page())
             elif path == "/jwks":
@@ -382,17 +463,26 @@ def _handler_for(lms: LMSSimulator) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps(lms.jwks()), "application/json")
             elif path == "/lti13/authorize":
                 self._send(*lms.authorize(query))
-            elif len(parts) == 3 and parts[0] == "launch":
-                self._send(*lms.launch_page(parts[1], parts[2]))
+            elif len(parts) in (3, 4) and parts[0] == "launch":  # /launch/<version>/<role>[/<message>]
+                self._send(*lms.launch_page(parts[1], parts[2], parts[3] if len(parts) == 4 else ""))
+            elif len(parts) == 3 and parts[0] == "frame":  # the launch inside the course page
+                src = f"/launch/{parts[1]}/{parts[2]}"
+                self._send(200, lms.frame_page(src, f"{lms.course.title}: JupyterHub"))
+            elif path == "/frame-hub":  # the hub's login page framed as-is
+                self._send(200, lms.frame_page(lms.config.hub_url.rstrip("/") + "/hub/login", "Hub"))
             else:
                 self._send(404, "Not found.")
+
+        _body = b""
 
         def do_GET(self) -> None:
             self._route(dict(parse_qsl(urlsplit(self.path).query)))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            self._body = self.rfile.read(length)
+            is_json = "json" in (self.headers.get("Content-Type") or "")
+            form = {} if is_json else dict(parse_qsl(self._body.decode()))
             self._route(dict(parse_qsl(urlsplit(self.path).query)) | form)
 
     return Handler
@@ -413,7 +503,32 @@ def start_dev_lms(hub_url: str = "http://127.0.0.1:8000", port: int = 8001) -> L
         client_id="hubkit-dev-client",
         deployment_id="hubkit-dev-deployment",
     )
-    return LMSSimulator(config, port=port).start()
+    lms = LMSSimulator(config, port=port)
+    lms.services.roster[lms.course.context_id] = dev_roster()
+    return lms.start()
+
+
+def dev_roster() -> list[dict[str, Any]]:
+    """The sample course's roster (NRPS): the two sample people, one more student, one inactive."""
+    return [
+        member(SAMPLE_PEOPLE["instructor"].user_id, "instructor"),
+        member(SAMPLE_PEOPLE["student"].user_id, "student"),
+        member("student-0002", "student"),
+        member("student-0003", "student", status="Inactive"),
+    ]
+
+
+def write_tool_key(path: Path) -> Path:
+    """A fresh RSA key for the hub as an LTI Advantage tool (``tool_key_file``), mode 0600."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    return path
 
 
 def dev_hub_env() -> dict[str, str]:
@@ -421,10 +536,12 @@ def dev_hub_env() -> dict[str, str]:
     return {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
 
 
-def dev_hub_config(lms: LMSSimulator) -> str:
+def dev_hub_config(lms: LMSSimulator, tool_key_file: Path | None = None) -> str:
     """Hub config for ``make dev``: LTI 1.1 + 1.3 launches from ``lms`` and a local ``admin`` login.
 
     LTI users are named ``lti:<LMS user id>``; the admin logs in at /hub/local/login (password "hubkit").
+    With ``tool_key_file`` the LTI 1.3 side also uses the LMS's Advantage services (roster, grades, deep
+    links); the LMS's course page may frame the hub.
     """
     platform = {
         lms.issuer: {
@@ -432,8 +549,11 @@ def dev_hub_config(lms: LMSSimulator) -> str:
             "authorize_url": lms.authorize_url,
             "jwks_url": lms.jwks_url,
             "deployment_ids": [lms.config.deployment_id],
+            "token_url": lms.token_url,
+            "frame_origins": [lms.url],
         }
     }
+    advantage = {"tool_key_file": str(tool_key_file)} if tool_key_file else {}
     consumers = {lms.config.consumer_key: lms.config.consumer_secret}
     return f"""
 # make dev: LTI launches from the LMS simulator at {lms.url}, plus a local "admin" (password "hubkit").
@@ -445,7 +565,7 @@ c.HubKitMultiAuthenticator.authenticators = [
       "label": "Sample course (LTI 1.1)", "lms_url": {lms.url!r}, "config": {{"consumers": {consumers!r}}}}},
     {{"authenticator_class": "hubkit-lti13", "url_prefix": "", "username_prefix": "lti13:",
       "label": "Sample course (LTI 1.3)", "lms_url": {lms.url!r},
-      "config": {{"platforms": {platform!r}, "username_key": "sub"}}}},
+      "config": {{"platforms": {platform!r}, "username_key": "sub", **{advantage!r}}}}},
     {{"authenticator_class": "dummy", "url_prefix": "local", "username_prefix": "", "label": "Local admin",
       "config": {{"password": "hubkit", "allowed_users": {{"admin"}}, "allow_all": False}}}},
 ]

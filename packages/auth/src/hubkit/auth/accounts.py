@@ -7,6 +7,7 @@ allocates or re-reads numbers, binds the hub username to the key, and returns th
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from tornado.web import HTTPError
 from traitlets import Bool, Int, Tuple, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from . import first_groups
+from . import course_membership, first_groups
 from .exceptions import HubKitAuthError, IdentityError
 from .identity import MAX_ID, MIN_ID, HubKitIdentity, posix_group_name
 from .ledger import Admission, IdentityLedger, ledger_for
@@ -38,6 +39,21 @@ class PendingIdentity:
     posix_groups: Mapping[str, int] = field(default_factory=dict)
     allocated_groups: tuple[str, ...] = ()
     nonce: tuple[str, str, float] | None = None  # recorded in the same transaction (LTI launches)
+
+
+def merge_course_groups(db: Any, auth_model: dict[str, Any]) -> dict[str, Any]:
+    """A launch's groups merged with the user's groups of other courses (see course_membership).
+
+    The course groups kept also keep their POSIX gids: the pending identity re-reads them.
+    """
+    course = auth_model.pop(course_membership.COURSE_KEY)
+    current = course_membership.current_groups(db, str(auth_model["name"]))
+    groups = course_membership.merged_groups(current, course, auth_model.get("groups") or [])
+    pending = auth_model.get(PENDING_KEY)
+    if isinstance(pending, PendingIdentity):
+        courses = {*pending.allocated_groups, *filter(course_membership.is_course_group, groups)}
+        auth_model[PENDING_KEY] = dataclasses.replace(pending, allocated_groups=tuple(sorted(courses)))
+    return {**auth_model, "groups": groups}
 
 
 def check_hub_username(username: str, max_length: int = 128) -> None:
@@ -99,6 +115,9 @@ class IdentityAuthenticatorMixin(LoggingConfigurable):
 
     async def run_post_auth_hook(self, handler: Any, auth_model: Any) -> Any:
         # Reached only after check_blocked_users and check_allowed admitted the login.
+        if self.manage_groups and course_membership.COURSE_KEY in auth_model:  # type: ignore[attr-defined]
+            auth_model = merge_course_groups(getattr(handler, "db", None), auth_model)
+        auth_model.pop(course_membership.COURSE_KEY, None)
         try:
             auth_model = await self.hubkit_admit(auth_model)
         except HubKitAuthError as e:

@@ -8,9 +8,11 @@ from typing import Any
 from ltiauthenticator.lti11.auth import LTI11Authenticator  # type: ignore[import-untyped]
 from ltiauthenticator.lti11.handlers import LTI11ConfigHandler  # type: ignore[import-untyped]
 from tornado.web import HTTPError
-from traitlets import Bool, Int, List, Unicode, default
+from traitlets import Bool, Dict, Int, List, Unicode, default
 
+from . import framing
 from .accounts import PENDING_KEY, IdentityAuthenticatorMixin
+from .course_membership import COURSE_KEY
 from .exceptions import HubKitAuthError, LaunchRejected, NonceReused
 from .lti11_signature import SignedLaunch, check_launch
 from .lti_handlers import TARGET_ATTR, HubKitLTI11LaunchHandler
@@ -20,6 +22,7 @@ from .lti_launch import (
     check_user_id,
     check_username,
     course_groups,
+    launch_course,
     launch_target,
     target_request,
 )
@@ -43,6 +46,12 @@ class LTIOptionsMixin(IdentityAuthenticatorMixin):
         ``c.JupyterHub.tornado_settings = {"cookie_options": {"samesite": "None", "secure": True}}``
         so the cookies set after the launch behave the same.""",
     )
+    new_window_seconds = Int(
+        120,
+        config=True,
+        help="""How long the "Open in a new window" link of a launch stays valid (seconds). It is shown
+        when the browser refuses the hub's cookies inside the LMS iframe and works once.""",
+    )
     max_parameters = Int(200, config=True, help="Most parameters a launch may carry (413 above).")
     max_parameter_length = Int(4096, config=True, help="Longest value of one launch parameter (413 above).")
     max_username_length = Int(
@@ -57,6 +66,17 @@ class LTIOptionsMixin(IdentityAuthenticatorMixin):
     @default("id_range")
     def _default_id_range(self) -> tuple[int, int]:
         return (3_000_000, 3_999_999)
+
+    def hubkit_frame_origins(self) -> list[str]:
+        """The LMS origins allowed to show this hub in an iframe (every registered LMS's)."""
+        return []
+
+    def hubkit_singleuser_args(self) -> list[str]:
+        """Arguments giving single-user servers the hub's ``frame-ancestors`` (HubKitSpawner adds them)."""
+        return framing.singleuser_args(self.hubkit_frame_origins())
+
+    def hubkit_install_frame_policy(self, app: Any) -> None:
+        framing.install_hub_policy(app, self.hubkit_frame_origins(), self.log)
 
     def launch_limits(self) -> LaunchLimits:
         return LaunchLimits(
@@ -99,6 +119,15 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
     hubkit_provider = "lti"
     login_service = "LTI 1.1"
 
+    frame_origins = Dict(
+        key_trait=Unicode(),
+        value_trait=List(Unicode()),
+        config=True,
+        help="""LMS origins allowed to show the hub in an iframe, per consumer key:
+        ``{"canvas-key": ["https://canvas.example.edu"]}``. The hub and single-user servers (through
+        HubKitSpawner) then send ``Content-Security-Policy: frame-ancestors 'self' <origins>``; with
+        none registered they keep JupyterHub's ``frame-ancestors 'none'``.""",
+    )
     timestamp_window = Int(
         300,
         config=True,
@@ -108,7 +137,16 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
     )
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        self.hubkit_install_frame_policy(app)
         return [("/lti/launch", HubKitLTI11LaunchHandler), ("/lti11/config", LTI11ConfigHandler)]
+
+    def hubkit_frame_origins(self) -> list[str]:
+        unknown = set(self.frame_origins) - set(self.consumers)
+        if unknown:
+            raise ValueError(
+                f"frame_origins names consumer keys that are not in consumers: {sorted(unknown)}"
+            )
+        return sorted({framing.check_origin(o) for origins in self.frame_origins.values() for o in origins})
 
     def _collect(self, handler: Any) -> tuple[dict[str, str], dict[str, str]]:
         request = handler.request
@@ -160,5 +198,6 @@ class HubKitLTI11Authenticator(LTIOptionsMixin, LTI11Authenticator):  # type: ig
             "groups": groups,
             # Upstream's auth_state (the launch parameters but oauth_*), HubKit's keys beside them.
             "auth_state": {**lti, "lti11": lti, "lti_consumer": consumer},
+            COURSE_KEY: launch_course(params.get("context_id")),  # only this course's groups change
             PENDING_KEY: pending,  # written (nonce, binding, ids) once check_allowed admits the launch
         }

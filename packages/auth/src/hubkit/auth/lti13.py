@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 from typing import Any
@@ -14,13 +15,18 @@ from tornado.web import HTTPError, decode_signed_value
 from traitlets import Bool as TBool
 from traitlets import Dict, Int, List, Unicode
 
+from . import deep_linking, framing
 from .accounts import PENDING_KEY
+from .ags import AGS_CLAIM, CourseGrades, ScoreRequest
+from .ags_handler import HubKitAGSScoresHandler, post_grade
+from .course_membership import COURSE_KEY
 from .exceptions import HubKitAuthError, LaunchRejected
 from .jwks import JWKSCache
 from .lti11 import LTIOptionsMixin
 from .lti13_token import (
     CONTEXT,
     CUSTOM,
+    MESSAGE_TYPE,
     ROLES,
     TARGET_LINK,
     Platform,
@@ -32,10 +38,14 @@ from .lti_launch import (
     TargetRequest,
     check_user_id,
     check_username,
+    course_group_id,
     course_groups,
+    launch_course,
     launch_target,
     target_request,
 )
+from .roster_service import RosterService
+from .tool_key import ToolKey
 
 STATE_NAME = "hubkit-lti13-state"
 VERIFIED_ATTR = "_hubkit_lti13_verified"  # the claims the callback handler verified on this request
@@ -81,15 +91,86 @@ class HubKitLTI13CallbackHandler(LaunchOnlyMixin, IframeCookieMixin, BaseHandler
         return None  # a cross-site form POST by design; verified through state and nonce
 
     async def post(self) -> None:
+        id_token, state = self.get_body_argument("id_token", ""), self.get_body_argument("state", "")
+        if self.authenticator.cookies_refused_in_frame(self):
+            # Third-party cookies blocked: offer this (verified) launch in a new, first-party window.
+            token = await self.authenticator.new_window_token(self, id_token, state)
+            self.finish(new_window_page(self.authenticator.new_window_url(self), token))
+            return
         # As upstream: the handler verifies the launch, then logs in with the decoded claims.
-        claims = await self.authenticator.verify_launch(
-            self, self.get_body_argument("id_token", ""), self.get_body_argument("state", "")
-        )
+        claims = await self.authenticator.verify_launch(self, id_token, state)
+        await self._log_in(claims)
+
+    async def _log_in(self, claims: dict[str, Any]) -> None:
         user = await self.login_user(claims)
         if user is None:
             raise HTTPError(403, "This launch is valid, but the hub does not allow this user to log in.")
         self.clear_cookie(STATE_NAME, path=self.hub.base_url)
+        await self.authenticator.after_launch(self, claims)
+        if claims.get(MESSAGE_TYPE) == deep_linking.REQUEST:  # an instructor adds a link: the chooser
+            token = deep_linking.choice_token(self, claims)
+            self.finish(deep_linking.chooser_page(self.authenticator.sibling_url(self, "deep_link"), token))
+            return
         self.redirect(landing_url(self, user))
+
+
+class HubKitLTI13DeepLinkHandler(IframeCookieMixin, BaseHandler):  # type: ignore[misc]
+    """``POST /hub/lti13/deep_link``: the instructor's choice → a signed LtiDeepLinkingResponse."""
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # the signed chooser token (bound to that launch, short-lived) authorizes the post
+
+    async def post(self) -> None:
+        auth = self.authenticator
+        form = {k: self.get_body_argument(k, "") for k in ("token", "title", "notebook", "repo", "urlpath")}
+        try:
+            choice = deep_linking.read_choice_token(self, form["token"])
+            custom = deep_linking.chosen_custom(form, self.base_url, list(auth.allowed_git_hosts))
+            key = auth.tool_key()
+            if key is None:
+                raise LaunchRejected("This hub has no LTI tool key to sign the new link with.", 409)
+        except LaunchRejected as e:
+            raise auth.reject(self, e, "deep link") from e
+        signed = deep_linking.response_jwt(key, choice, form["title"], custom)
+        auth.log.info("Deep link for %s: %s", choice["iss"], custom)
+        self.finish(deep_linking.return_page(choice["return_url"], signed))
+
+
+class HubKitLTI13JWKSHandler(BaseHandler):  # type: ignore[misc]
+    """``GET /hub/lti13/jwks``: the tool's public key, for the LMS to verify its client assertions."""
+
+    def get(self) -> None:
+        key = self.authenticator.tool_key()
+        if key is None:
+            raise HTTPError(404, "This hub has no LTI tool key (set HubKitLTI13Authenticator.tool_key_file).")
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(key.jwks()))
+
+
+class HubKitLTI13NewWindowHandler(HubKitLTI13CallbackHandler):
+    """``POST /hub/lti13/new_window``: the launch of a new-window token, logged in first-party."""
+
+    async def post(self) -> None:
+        claims = await self.authenticator.verify_new_window(self, self.get_body_argument("token", ""))
+        await self._log_in(claims)
+
+
+def new_window_page(action: str, token: str) -> str:
+    """The page shown in the LMS iframe when the browser refuses the hub's cookies there."""
+    return (
+        "<!doctype html><html><head><title>Open the hub in a new window</title></head>"
+        '<body style="font-family:sans-serif;max-width:40em;margin:3em auto">'
+        f"<p>{html.escape(COOKIES_REFUSED)}</p>"
+        f'<form method="post" action="{html.escape(action)}" target="_blank">'
+        f'<input type="hidden" name="token" value="{html.escape(token)}">'
+        '<button type="submit">Open in a new window</button></form></body></html>'
+    )
+
+
+COOKIES_REFUSED = (
+    "Your browser does not let the hub keep you signed in inside this LMS page; "
+    "open the hub in a new window to continue."
+)
 
 
 class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ignore[misc]
@@ -108,8 +189,11 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
     platforms = Dict(
         config=True,
         help="""Registered LMS platforms: ``{issuer: {"client_ids": [...], "authorize_url": ...,
-        "jwks_url": ..., "deployment_ids": [...]}}``. A launch must come from a listed issuer, be meant
-        for one of its client ids and name one of its deployment ids (``"*"`` allows any deployment).
+        "jwks_url": ..., "deployment_ids": [...], "frame_origins": [...]}}``. A launch must come from a
+        listed issuer, be meant for one of its client ids and name one of its deployment ids (``"*"``
+        allows any deployment). ``frame_origins`` (optional) are the LMS origins allowed to show the hub
+        in an iframe (``https://canvas.example.edu``): the hub and single-user servers then send
+        ``frame-ancestors 'self' <origins>`` instead of ``'none'``.
         The upstream single-platform settings (``issuer``, ``client_id``, ``authorize_url``,
         ``jwks_endpoint``) still work and add one more platform, which then needs ``deployment_ids``.""",
     )
@@ -132,14 +216,42 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         config=True,
         help="""Require the state cookie set at login initiation to come back with the launch, which
         ties a launch to the browser that started it (login CSRF protection). Browsers that block
-        third-party cookies drop it when the hub runs inside an LMS iframe: turn this off there (the
-        signed state and the one-time nonce still apply) or launch in a new window.""",
+        third-party cookies drop it when the hub runs inside an LMS iframe; the launch page there then
+        offers "Open in a new window", which completes that launch once (see ``new_window_seconds``).
+        Turning this off instead accepts launches without the cookie (the signed state and the one-time
+        nonce still apply).""",
+    )
+
+    tool_key_file = Unicode(
+        "",
+        config=True,
+        help="""PEM file of the tool's RSA private key (2048 bits or more), shared by every hub replica.
+        Its public half is served at ``/hub/lti13/jwks`` (the tool's "Public JWK URL" / "Keyset URL" at
+        the LMS); the hub signs its OAuth2 client assertions for LTI Advantage services with it. Empty:
+        no services (roster sync, grade passback) are used.""",
+    )
+    roster_sync_interval = Int(
+        3600,
+        config=True,
+        help="""Seconds between roster (NRPS) syncs of each course an instructor launched from since the
+        hub started (every instructor launch syncs at once too). A failed sync is retried after
+        ``roster_retry_seconds``, doubling after each failure up to this interval. 0 turns scheduled
+        syncs off.""",
+    )
+    roster_retry_seconds = Int(
+        30, config=True, help="First wait (seconds) before retrying a roster sync that failed."
     )
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        self.hubkit_install_frame_policy(app)
+        self.roster.start(app)
         return [
             ("/lti13/oauth_login", HubKitLTI13LoginHandler),
             ("/lti13/oauth_callback", HubKitLTI13CallbackHandler),
+            ("/lti13/new_window", HubKitLTI13NewWindowHandler),
+            ("/lti13/jwks", HubKitLTI13JWKSHandler),
+            ("/lti13/deep_link", HubKitLTI13DeepLinkHandler),
+            ("/lti13/ags/scores", HubKitAGSScoresHandler),
             ("/lti13/config", LTI13ConfigHandler),
         ]
 
@@ -156,6 +268,48 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
                 tuple(self.deployment_ids),
             )
         return found
+
+    def hubkit_frame_origins(self) -> list[str]:
+        return sorted({o for platform in self.registry().values() for o in platform.frame_origins})
+
+    # --- LTI Advantage services -----------------------------------------------------------------
+
+    def tool_key(self) -> ToolKey | None:
+        if not self.tool_key_file:
+            return None
+        cached: ToolKey | None = getattr(self, "_tool_key", None)
+        if cached is None:
+            cached = self._tool_key = ToolKey.from_pem_file(self.tool_key_file)
+        return cached
+
+    @property
+    def roster(self) -> RosterService:
+        service: RosterService | None = getattr(self, "_roster", None)
+        if service is None:
+            service = self._roster = RosterService(self)
+        return service
+
+    async def after_launch(self, handler: Any, claims: dict[str, Any]) -> None:
+        """Remember the course's grade service; an instructor's launch with NRPS syncs the roster."""
+        service = claims.get(AGS_CLAIM) or {}
+        context = (claims.get(CONTEXT) or {}).get("id")
+        if isinstance(service, dict) and isinstance(service.get("lineitems"), str) and context:
+            grades = CourseGrades(str(claims["iss"]), str(claims["aud"]), service["lineitems"])
+            self._grades()[course_group_id(str(context))] = grades
+        await self.roster.after_launch(handler.db, claims)
+
+    def _grades(self) -> dict[str, CourseGrades]:
+        found: dict[str, CourseGrades] | None = getattr(self, "_course_grades", None)
+        if found is None:
+            found = {}
+            self._course_grades = found
+        return found
+
+    def hubkit_course_grades(self, course: str) -> CourseGrades | None:
+        return self._grades().get(course)
+
+    async def hubkit_post_grade(self, handler: Any, who: Any, score: ScoreRequest) -> str:
+        return await post_grade(self, handler, who, score)
 
     @property
     def jwks(self) -> JWKSCache:
@@ -212,15 +366,51 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
         callback = self.login_url(handler.hub.base_url).rsplit("/", 1)[0] + "/oauth_callback"
         return f"{scheme}://{handler.request.host}{callback}"
 
+    def new_window_url(self, handler: Any) -> str:
+        return self.sibling_url(handler, "new_window")
+
+    def sibling_url(self, handler: Any, name: str) -> str:
+        """The path of another of this authenticator's handlers (URL-prefixed when composed)."""
+        return str(self.login_url(handler.hub.base_url).rsplit("/", 1)[0] + "/" + name)
+
+    # --- inside an LMS iframe -------------------------------------------------------------------
+
+    def cookies_refused_in_frame(self, handler: Any) -> bool:
+        """A launch posted into an iframe (``Sec-Fetch-Dest``) whose state cookie did not come back.
+
+        Only offered inside frames: a CSP ``frame-ancestors`` naming the LMS keeps other sites from
+        framing the hub, and a top-level launch without its cookie stays refused (login CSRF).
+        """
+        if not self.state_cookie_required or handler.request.headers.get("Sec-Fetch-Dest") != "iframe":
+            return False
+        return handler.get_cookie(STATE_NAME) is None
+
+    async def new_window_token(self, handler: Any, id_token: str, state: str) -> str:
+        """Verify the launch (all but the state cookie the browser refused), then sign it for a new window."""
+        await self.verify_launch(handler, id_token, state, require_cookie=False)
+        self.log.info(
+            "LTI 1.3 launch in an iframe without its state cookie: offered in a new window [remote=%s]",
+            handler.request.remote_ip,
+        )
+        return framing.new_window_token(handler, id_token, state)
+
+    async def verify_new_window(self, handler: Any, token: str) -> dict[str, Any]:
+        """The verified claims of a new-window token's launch; its nonce makes the token single-use."""
+        try:
+            id_token, state = framing.read_new_window_token(handler, token, float(self.new_window_seconds))
+        except LaunchRejected as e:
+            raise self.reject(handler, e, "new window") from e
+        return await self.verify_launch(handler, id_token, state, require_cookie=False)
+
     # --- launch ---------------------------------------------------------------------------------
 
-    def _state(self, handler: Any, state: str) -> dict[str, Any]:
+    def _state(self, handler: Any, state: str, require_cookie: bool = True) -> dict[str, Any]:
         secret = handler.application.settings["cookie_secret"]
         raw = decode_signed_value(secret, STATE_NAME, state, max_age_days=self.state_max_age / 86400)
         if raw is None:
             raise LaunchRejected("The login attempt expired or was altered; launch again from the LMS.")
         payload: dict[str, Any] = json.loads(raw)
-        if self.state_cookie_required:
+        if self.state_cookie_required and require_cookie:
             cookie = handler.get_secure_cookie(STATE_NAME, max_age_days=self.state_max_age / 86400)
             if cookie is None or cookie.decode() != payload["bind"]:
                 raise LaunchRejected(
@@ -229,10 +419,13 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
                 )
         return payload
 
-    async def verify_launch(self, handler: Any, id_token: str, state: str) -> dict[str, Any]:
+    async def verify_launch(
+        self, handler: Any, id_token: str, state: str, require_cookie: bool = True
+    ) -> dict[str, Any]:
         """The claims of a launch's id_token after checking state, signature, platform and nonce.
 
-        Raises HTTPError (logged with context) for a launch that fails any check.
+        Raises HTTPError (logged with context) for a launch that fails any check. ``require_cookie``
+        is False only for a launch completed in a new window (see :mod:`hubkit.auth.framing`).
         """
         context = "iss=?"
         try:
@@ -240,7 +433,7 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
                 raise LaunchRejected("The launch carries no id_token; open the hub again from the LMS.", 400)
             if len(id_token) > 4 * int(self.max_parameter_length):
                 raise LaunchRejected("The launch carries an id_token that is too large.", 413)
-            payload = self._state(handler, state)
+            payload = self._state(handler, state, require_cookie)
             context = f"iss={payload['iss'][:100]!r}, client_id={payload['client_id'][:64]!r}"
             platform = self.registry().get(payload["iss"])
             if platform is None:
@@ -300,5 +493,6 @@ class HubKitLTI13Authenticator(LTIOptionsMixin, LTI13Authenticator):  # type: ig
             "groups": groups,
             # Upstream's auth_state (the verified claims), HubKit's keys beside them.
             "auth_state": {**claims, "lti13": claims, "lti_issuer": platform.issuer},
+            COURSE_KEY: launch_course(str(context.get("id") or "")),  # only this course's groups change
             PENDING_KEY: pending,  # written (nonce, binding, ids) once check_allowed admits the launch
         }

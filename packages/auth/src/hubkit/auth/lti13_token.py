@@ -9,7 +9,9 @@ from typing import Any
 
 import jwt
 
+from . import deep_linking
 from .exceptions import LaunchRejected
+from .framing import check_origin
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 DEPLOYMENT = LTI + "deployment_id"
@@ -29,10 +31,19 @@ class Platform:
     authorize_url: str
     jwks_url: str
     deployment_ids: tuple[str, ...]
+    frame_origins: tuple[str, ...] = ()  # LMS pages that may show the hub in an iframe
+    token_url: str = ""  # OAuth2 token endpoint for LTI Advantage services (NRPS, AGS)
 
     @classmethod
     def from_config(cls, issuer: str, entry: Mapping[str, Any]) -> Platform:
-        unknown = set(entry) - {"client_ids", "authorize_url", "jwks_url", "deployment_ids"}
+        unknown = set(entry) - {
+            "client_ids",
+            "authorize_url",
+            "jwks_url",
+            "deployment_ids",
+            "frame_origins",
+            "token_url",
+        }
         if unknown:
             raise ValueError(
                 f"LTI 1.3 platform {issuer!r} has unknown settings: {', '.join(sorted(unknown))}."
@@ -44,6 +55,8 @@ class Platform:
                 authorize_url=str(entry["authorize_url"]),
                 jwks_url=str(entry["jwks_url"]),
                 deployment_ids=tuple(entry.get("deployment_ids", ())),
+                frame_origins=tuple(check_origin(str(o)) for o in entry.get("frame_origins", ())),
+                token_url=str(entry.get("token_url", "")),
             )
         except KeyError as e:
             raise ValueError(f"LTI 1.3 platform {issuer!r} lacks the setting {e.args[0]!r}.") from e
@@ -105,11 +118,15 @@ def verify_id_token(
     if isinstance(claims["aud"], list) and len(claims["aud"]) > 1 and azp not in platform.client_ids:
         raise LaunchRejected("The launch is meant for another tool (authorized party does not match).", 401)
     platform.check_deployment(claims.get(DEPLOYMENT))
-    if claims.get(MESSAGE_TYPE) != "LtiResourceLinkRequest":
-        raise LaunchRejected("Only resource link launches can log in to this hub.")
+    if claims.get(MESSAGE_TYPE) == deep_linking.REQUEST:
+        deep_linking.check_request(claims)
+    elif claims.get(MESSAGE_TYPE) != "LtiResourceLinkRequest":
+        raise LaunchRejected("Only resource link and deep linking launches can log in to this hub.")
     if claims.get(LTI + "version") != "1.3.0":
         raise LaunchRejected("The launch is not an LTI 1.3.0 message; check the LTI version in the LMS.")
     link = claims.get(LTI + "resource_link")
-    if not isinstance(link, dict) or not link.get("id"):
+    if claims.get(MESSAGE_TYPE) != deep_linking.REQUEST and (
+        not isinstance(link, dict) or not link.get("id")
+    ):
         raise LaunchRejected("The launch names no resource link; launch again from the course in the LMS.")
     return claims

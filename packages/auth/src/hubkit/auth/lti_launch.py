@@ -97,6 +97,11 @@ def role_kind(role: str) -> str | None:
     return None
 
 
+def launch_course(context_id: str | None) -> str | None:
+    """The course group id of a launch's context; None for a launch outside any course."""
+    return course_group_id(context_id) if context_id else None
+
+
 def course_groups(context_id: str | None, roles: Iterable[str]) -> list[str]:
     """``course:<context>:<kind>`` for every recognised role in the launch's course."""
     if not context_id:

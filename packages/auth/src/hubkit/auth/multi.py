@@ -19,7 +19,7 @@ from jupyterhub.utils import maybe_future, url_path_join
 from traitlets import List, default
 from traitlets.utils.importstring import import_item
 
-from . import first_groups
+from . import first_groups, framing
 from .multi_config import SubSpec, parse_specs
 
 LMS_LAUNCHED = ("lti/launch", "lti13/oauth_login")
@@ -184,6 +184,11 @@ class HubKitMultiAuthenticator(Authenticator):  # type: ignore[misc]
         if self.manage_groups:
             first_groups.remember(getattr(handler, "db", None), auth_model, self.log)
         return auth_model
+
+    def hubkit_singleuser_args(self) -> list[str]:
+        """The single-user ``frame-ancestors`` of every composed LTI authenticator's LMS origins."""
+        origins = [o for sub in self.subs for o in getattr(sub, "hubkit_frame_origins", list)()]
+        return framing.singleuser_args(origins)
 
     def add_user(self, user: Any) -> Any:
         return self.owner_of(user.name).add_user(user)

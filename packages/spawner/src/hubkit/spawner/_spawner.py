@@ -304,6 +304,13 @@ class HubKitSpawner(
             )
         )
 
+    def get_args(self) -> list[str]:
+        """Upstream's arguments, plus the LMS frame policy of HubKit's LTI authenticators (if any):
+        single-user servers then accept the same ``frame-ancestors`` as the hub, without a custom image."""
+        args = list(super().get_args())
+        frame_args = getattr(self.authenticator, "hubkit_singleuser_args", None)
+        return args + (list(frame_args()) if callable(frame_args) else [])
+
     async def get_pod_manifest(self) -> V1Pod:
         pod: V1Pod = await super().get_pod_manifest()
         identity = self.hubkit_identity
