@@ -91,6 +91,7 @@ async def launch(
     unsigned: bool = False,
     state: Callable[[str], str] | None = None,
     keep_cookies: bool = True,
+    headers: dict[str, str] = CROSS_SITE,
 ) -> httpx.Response:
     """One launch of ``who`` (a fresh student) through the simulator, its id_token claims changed by
     ``change`` before signing; ``unsigned`` strips the signature, ``state`` rewrites the state field,
@@ -108,7 +109,12 @@ async def launch(
         fields = {"id_token": token, "state": state(query["state"]) if state else query["state"]}
         if not keep_cookies:
             client.cookies.clear()
-        return await client.post(query["redirect_uri"], data=fields, headers=CROSS_SITE)
+        return await client.post(query["redirect_uri"], data=fields, headers=headers)
+
+
+# A launch the LMS opens in a new tab or window rather than in its iframe. Inside the iframe, a launch
+# whose state cookie the browser refused gets the "Open in a new window" page instead (issue 17).
+TOP_LEVEL = {**CROSS_SITE, "Sec-Fetch-Dest": "document"}
 
 
 async def admitted(hub: Hub, r: httpx.Response, name: str) -> None:
@@ -349,8 +355,8 @@ async def test_lti13_callback_handler_check_nonce_raises_400_if_cookie_is_missin
 ) -> None:
     """Mirrors upstream ``test_lti13_callback_handler_check_nonce_raises_400_if_cookie_is_missing``:
     HubKit keeps the nonce in the signed state and binds it to the browser with the state cookie, so
-    the missing cookie is that one."""
-    await refused(hub, await launch(hub, lms, keep_cookies=False), status=400)
+    the missing cookie is that one. A top-level launch: inside an iframe the hub offers a new window."""
+    await refused(hub, await launch(hub, lms, keep_cookies=False, headers=TOP_LEVEL), status=400)
 
 
 async def test_lti13_callback_handler_check_nonce_raises_400_if_nonce_missmatch(
@@ -372,8 +378,9 @@ async def test_lti13_callback_handler_check_state_validates_correctly(hub: Hub, 
 async def test_lti13_callback_handler_check_state_raises_400_if_cookie_missing(
     hub: Hub, lms: LMSSimulator
 ) -> None:
-    """Mirrors upstream ``test_lti13_callback_handler_check_state_raises_400_if_cookie_missing``."""
-    await refused(hub, await launch(hub, lms, keep_cookies=False), status=400)
+    """Mirrors upstream ``test_lti13_callback_handler_check_state_raises_400_if_cookie_missing``
+    (a top-level launch: inside an iframe the hub offers a new window instead)."""
+    await refused(hub, await launch(hub, lms, keep_cookies=False, headers=TOP_LEVEL), status=400)
 
 
 async def test_lti13_callback_handler_check_state_raises_400_if_state_in_url_is_missing(
