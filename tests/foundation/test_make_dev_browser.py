@@ -119,7 +119,11 @@ async def test_make_dev_shows_hubkit_and_ctrl_c_stops_everything(tmp_path: Path,
         page = await browser.new_page(viewport={"width": 1200, "height": 900})
         await page.goto(lms)
         await screenshot(page, "make-dev-lms-course-page")
-        assert await page.locator("button").count() == 4
+        # One launch button per way in (student/instructor x LTI 1.1/1.3), and the LTI Advantage ones.
+        assert await page.locator("button:has-text('Launch as')").count() == 4
+        assert await page.locator("button:has-text('Add a Jupyter link')").count() == 1
+        assert await page.locator("button:has-text('Open the hub inside this course page')").count() == 1
+        assert await page.locator("button").count() == 6
         await page.close()
 
         student_context = await browser.new_context(viewport={"width": 1100, "height": 900})
