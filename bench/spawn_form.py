@@ -24,13 +24,11 @@ import asyncio
 import os
 import secrets
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from spawn_storm import CRYPT_KEY, CountingProxy, auth_config, identities, pct, round_order
+from spawn_storm import CRYPT_KEY, CountingProxy, alternate, auth_config, identities, pct
 
 from hubkit_testing.controlplane import ControlPlane
 from hubkit_testing.hub import Hub, HubOptions
@@ -124,22 +122,13 @@ async def main() -> None:
     parser.add_argument("--posters", type=int, default=50, help="users then posting it at once")
     parser.add_argument("--rounds", type=int, default=2, help="alternating stock/HubKit rounds")
     args = parser.parse_args()
-    results: dict[str, list[dict[str, float]]] = {"stock": [], "hubkit": []}
-    with tempfile.TemporaryDirectory(prefix="spawn-form-") as tmp:
-        work = Path(tmp)
-        cp = ControlPlane(work / "k8s").start()
-        proxy = CountingProxy(cp)
-        await proxy.start()
-        try:
-            for index in range(args.rounds):
-                for kind in round_order(index):
-                    result = await run_variant(cp, proxy, work, kind, args.users, args.posters)
-                    results[kind].append(result)
-                    print(f"round {index + 1} {kind}: " + " ".join(f"{k}={v:.3f}" for k, v in result.items()))
-                    sys.stdout.flush()
-        finally:
-            await proxy.stop()
-            cp.stop()
+
+    async def run(cp: ControlPlane, proxy: CountingProxy, work: Path, kind: str) -> dict[str, float]:
+        result = await run_variant(cp, proxy, work, kind, args.users, args.posters)
+        print(f"{kind}: " + " ".join(f"{k}={v:.3f}" for k, v in result.items()), flush=True)
+        return result
+
+    results = await alternate(args.rounds, "spawn-form-", run)
 
     def median(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in results[kind])

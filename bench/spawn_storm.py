@@ -25,8 +25,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import yaml
@@ -38,6 +39,7 @@ from hubkit_testing.kubespawner_config import kubespawner_config
 from hubkit_testing.processes import free_port
 
 CRYPT_KEY = "7f" * 32
+T = TypeVar("T")
 
 
 class CountingProxy:
@@ -246,25 +248,35 @@ def round_order(index: int) -> tuple[str, str]:
     return ("stock", "hubkit") if index % 2 == 0 else ("hubkit", "stock")
 
 
+async def alternate(
+    rounds: int, prefix: str, run: Callable[[ControlPlane, CountingProxy, Path, str], Awaitable[T]]
+) -> dict[str, list[T]]:
+    """``run(cp, proxy, work, kind)`` for stock and HubKit in alternating rounds on one control plane."""
+    results: dict[str, list[T]] = {"stock": [], "hubkit": []}
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        cp = ControlPlane(work / "k8s").start()
+        proxy = CountingProxy(cp)
+        await proxy.start()
+        try:
+            for index in range(rounds):
+                for kind in round_order(index):
+                    results[kind].append(await run(cp, proxy, work, kind))
+        finally:
+            await proxy.stop()
+            cp.stop()
+    return results
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3, help="alternating stock/HubKit rounds (default 3)")
     args = parser.parse_args()
     n = args.users
-    results: dict[str, list[tuple[list[float], int]]] = {"stock": [], "hubkit": []}
-    with tempfile.TemporaryDirectory(prefix="spawn-storm-") as tmp:
-        work = Path(tmp)
-        cp = ControlPlane(work / "k8s").start()
-        proxy = CountingProxy(cp)
-        await proxy.start()
-        try:
-            for index in range(args.rounds):
-                for kind in round_order(index):
-                    results[kind].append(await run_variant(cp, proxy, work, kind, n))
-        finally:
-            await proxy.stop()
-            cp.stop()
+    results = await alternate(
+        args.rounds, "spawn-storm-", lambda cp, proxy, work, kind: run_variant(cp, proxy, work, kind, n)
+    )
     ratios = []
     for index, (stock, hubkit) in enumerate(zip(results["stock"], results["hubkit"], strict=True)):
         (s_ready, s_p50, s_p95), (h_ready, h_p50, h_p95) = summary(stock[0]), summary(hubkit[0])
